@@ -1,0 +1,76 @@
+package transport
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+)
+
+// ScopeName is the instrumentation scope of telltale's meter.
+const ScopeName = "github.com/telltale-go/telltale/transport"
+
+// Metric names, in the http.client.* namespace of the semantic conventions.
+const (
+	MetricBodiesOpen      = "http.client.response.body.open"      // up-down counter of bodies not yet closed
+	MetricBodiesLeaked    = "http.client.response.body.leaked"    // counter, by telltale.leak.reason
+	MetricBytesDrained    = "http.client.response.body.drained"   // counter of bytes Close discarded
+	MetricBodiesUntracked = "http.client.response.body.untracked" // counter of bodies past WithMaxTrackedBodies
+	MetricUpstreamSlow    = "http.client.upstream.slow"           // counter, by telltale.upstream.slow.kind
+)
+
+type instruments struct {
+	open      metric.Int64UpDownCounter
+	leaked    metric.Int64Counter
+	drained   metric.Int64Counter
+	untracked metric.Int64Counter
+	slow      metric.Int64Counter
+
+	// Attribute options built once, so that recording allocates nothing.
+	byReason map[LeakReason]metric.AddOption
+	byKind   map[slowKind]metric.AddOption
+}
+
+func newInstruments(mp metric.MeterProvider) instruments {
+	m := mp.Meter(ScopeName)
+	fallback := noop.Meter{}
+	var i instruments
+	var err error
+	if i.open, err = m.Int64UpDownCounter(MetricBodiesOpen, metric.WithUnit("{body}"),
+		metric.WithDescription("Response bodies returned to the application and not yet closed, read to their end or reported as leaked.")); err != nil {
+		i.open, _ = fallback.Int64UpDownCounter(MetricBodiesOpen)
+	}
+	if i.leaked, err = m.Int64Counter(MetricBodiesLeaked, metric.WithUnit("{body}"),
+		metric.WithDescription("Response bodies reported as leaked, by reason.")); err != nil {
+		i.leaked, _ = fallback.Int64Counter(MetricBodiesLeaked)
+	}
+	if i.drained, err = m.Int64Counter(MetricBytesDrained, metric.WithUnit("By"),
+		metric.WithDescription("Unread response bytes discarded on Close so that the connection could be reused.")); err != nil {
+		i.drained, _ = fallback.Int64Counter(MetricBytesDrained)
+	}
+	if i.untracked, err = m.Int64Counter(MetricBodiesUntracked, metric.WithUnit("{body}"),
+		metric.WithDescription("Response bodies not tracked because the tracking cap was reached.")); err != nil {
+		i.untracked, _ = fallback.Int64Counter(MetricBodiesUntracked)
+	}
+	if i.slow, err = m.Int64Counter(MetricUpstreamSlow, metric.WithUnit("{request}"),
+		metric.WithDescription("Outbound requests past a slow threshold, by kind.")); err != nil {
+		i.slow, _ = fallback.Int64Counter(MetricUpstreamSlow)
+	}
+	i.byReason = map[LeakReason]metric.AddOption{}
+	for _, r := range []LeakReason{LeakUnreachable, LeakOutOfScope, LeakTooOld} {
+		i.byReason[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String(AttrLeakReason, string(r))))
+	}
+	i.byKind = map[slowKind]metric.AddOption{}
+	for _, k := range []slowKind{slowTTFB, slowTotal} {
+		i.byKind[k] = metric.WithAttributeSet(attribute.NewSet(attribute.String(AttrSlowKind, string(k))))
+	}
+	return i
+}
+
+func (i *instruments) bodyOpened()             { i.open.Add(context.Background(), 1) }
+func (i *instruments) bodyEnded()              { i.open.Add(context.Background(), -1) }
+func (i *instruments) bodyDrained(n int64)     { i.drained.Add(context.Background(), n) }
+func (i *instruments) bodyUntracked()          { i.untracked.Add(context.Background(), 1) }
+func (i *instruments) bodyLeaked(r LeakReason) { i.leaked.Add(context.Background(), 1, i.byReason[r]) }
+func (i *instruments) upstreamSlow(k slowKind) { i.slow.Add(context.Background(), 1, i.byKind[k]) }

@@ -1,0 +1,97 @@
+package transport
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// registryShards spreads the open bodies over independent locks, so that
+// tracking does not serialise concurrent requests on one mutex.
+const registryShards = 64
+
+// registry holds every tracked open body of a Transport, in intrusive lists:
+// adding and removing a body allocates nothing.
+type registry struct {
+	shards  [registryShards]shard
+	count   atomic.Int64 // bodies in the registry
+	limit   int64
+	dropped atomic.Int64 // bodies not tracked because the registry was full
+}
+
+type shard struct {
+	mu   sync.Mutex
+	head *record
+	_    [40]byte // keep shards on separate cache lines
+}
+
+// add puts rec in a random shard. It reports false, and counts the body as
+// dropped, when the registry already holds its limit.
+func (g *registry) add(rec *record) bool {
+	if g.count.Add(1) > g.limit {
+		g.count.Add(-1)
+		g.dropped.Add(1)
+		return false
+	}
+	s := &g.shards[rand.Uint32()%registryShards]
+	s.mu.Lock()
+	rec.shard.Store(s)
+	rec.next = s.head
+	if s.head != nil {
+		s.head.prev = rec
+	}
+	s.head = rec
+	s.mu.Unlock()
+	return true
+}
+
+// remove takes rec out of the registry if it is there. Safe to call more
+// than once and from any goroutine.
+func (g *registry) remove(rec *record) {
+	s := rec.shard.Load()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if rec.shard.Load() != s { // removed concurrently
+		s.mu.Unlock()
+		return
+	}
+	if rec.prev != nil {
+		rec.prev.next = rec.next
+	} else {
+		s.head = rec.next
+	}
+	if rec.next != nil {
+		rec.next.prev = rec.prev
+	}
+	rec.prev, rec.next = nil, nil
+	rec.shard.Store(nil)
+	s.mu.Unlock()
+	g.count.Add(-1)
+}
+
+// each calls fn for every record in the registry. fn runs under a shard lock:
+// it must not call back into the registry.
+func (g *registry) each(fn func(*record)) {
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		for r := s.head; r != nil; r = r.next {
+			fn(r)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// olderThan returns the records opened before cutoff.
+func (g *registry) olderThan(cutoff time.Time) []*record {
+	var old []*record
+	g.each(func(r *record) {
+		if r.start.Before(cutoff) && !r.upgraded {
+			old = append(old, r)
+		}
+	})
+	return old
+}

@@ -78,17 +78,6 @@ func classify(err, ctxErr error) error {
 }
 
 func kindOf(err, ctxErr error) ErrorKind {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctxErr, context.DeadlineExceeded):
-		return KindDeadlineExceeded
-	case errors.Is(err, context.Canceled) || errors.Is(ctxErr, context.Canceled):
-		return KindCanceled
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return KindConnectionRefused
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED),
-		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return KindConnectionReset
-	}
 	msg := err.Error()
 	var (
 		dnsErr  *net.DNSError
@@ -98,11 +87,22 @@ func kindOf(err, ctxErr error) ErrorKind {
 		opErr   *net.OpError
 		netErr  net.Error
 	)
+	// net/http's own timeouts also match context.DeadlineExceeded: tell
+	// them apart first, by the state of the request's context.
 	switch {
 	case strings.Contains(msg, "timeout awaiting response headers"):
 		return KindTimeoutAwaitingHeaders
 	case strings.Contains(msg, "TLS handshake timeout"):
 		return KindTLSHandshakeTimeout
+	case errors.Is(ctxErr, context.DeadlineExceeded):
+		return KindDeadlineExceeded
+	case errors.Is(ctxErr, context.Canceled), errors.Is(err, context.Canceled):
+		return KindCanceled
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return KindConnectionRefused
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return KindConnectionReset
 	case errors.As(err, &dnsErr):
 		return KindDNS
 	case strings.Contains(msg, "malformed HTTP"):
@@ -111,6 +111,8 @@ func kindOf(err, ctxErr error) ErrorKind {
 		return KindTLS
 	case errors.As(err, &opErr) && opErr.Op == "dial" && opErr.Timeout():
 		return KindDialTimeout
+	case errors.Is(err, context.DeadlineExceeded):
+		return KindDeadlineExceeded
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return KindTimeout
 	}

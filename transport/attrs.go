@@ -23,8 +23,8 @@ const (
 	AttrConnConnect = "telltale.conn.connect_ms"
 	AttrConnTLS     = "telltale.conn.tls_ms"
 
-	AttrSlow          = "telltale.upstream.slow"           // the call crossed a slow threshold
-	AttrSlowKind      = "telltale.upstream.slow.kind"      // on the event: ttfb or total
+	AttrSlow          = "telltale.upstream.slow"      // the call crossed a slow threshold
+	AttrSlowKind      = "telltale.upstream.slow.kind" // on the event: ttfb or total
 	AttrSlowThreshold = "telltale.upstream.slow.threshold_ms"
 	AttrSlowObserved  = "telltale.upstream.slow.observed_ms"
 

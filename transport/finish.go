@@ -66,6 +66,9 @@ func (t *Transport) endAttrs(rec *record, how finishKind, drained int64, now tim
 		attribute.Float64(AttrTTFB, ms(rec.headers.Sub(rec.start))),
 		attribute.Float64(AttrBodyOpen, ms(now.Sub(rec.headers))),
 	)
+	if rec.hasBudget {
+		a = append(a, attribute.Float64(AttrDeadlineBudget, ms(rec.budget)))
+	}
 	if c := rec.conn; c.seen {
 		a = append(a, attribute.Bool(AttrConnReused, c.reused), attribute.Bool(AttrConnWasIdle, c.wasIdle))
 		if c.wasIdle {

@@ -48,12 +48,14 @@ type record struct {
 	cancel context.CancelFunc // releases the backstop deadline, if any
 
 	// Written by the request's goroutine before RoundTrip returns.
-	span     trace.Span
-	under    io.ReadCloser
-	status   int
-	headers  time.Time // response headers received
-	upgraded bool      // 101 Switching Protocols: a connection, not a body
-	conn     connUse
+	span      trace.Span
+	under     io.ReadCloser
+	status    int
+	headers   time.Time     // response headers received
+	budget    time.Duration // time left before the deadline at send time
+	hasBudget bool
+	upgraded  bool // 101 Switching Protocols: a connection, not a body
+	conn      connUse
 
 	state       atomic.Int32
 	bytesRead   atomic.Int64

@@ -125,13 +125,15 @@ func (in innerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	rec.span = trace.SpanFromContext(r.Context())
 	deadline, hasDeadline := r.Context().Deadline()
-	if rec.span.IsRecording() {
-		// otelhttp records the full URL; query values and credentials
-		// must not reach the trace backend.
+	if hasDeadline {
+		rec.budget = time.Until(deadline)
+		rec.hasBudget = true
+	}
+	recording := rec.span.IsRecording()
+	if recording && (r.URL.RawQuery != "" || r.URL.Fragment != "") {
+		// otelhttp records the full URL without credentials but with the
+		// query: its values must not reach the trace backend either.
 		rec.span.SetAttributes(attribute.String("url.full", redactURL(r.URL)))
-		if hasDeadline {
-			rec.span.SetAttributes(attribute.Float64(AttrDeadlineBudget, ms(time.Until(deadline))))
-		}
 	}
 	if t.cfg.propagateDeadline && hasDeadline {
 		r = r.WithContext(r.Context()) // shallow copy: the request is not ours to change
@@ -144,6 +146,9 @@ func (in innerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		// otelhttp records error.type from the ErrorType method of the
 		// classified error, sets the status and ends the span.
+		if recording && hasDeadline {
+			rec.span.SetAttributes(attribute.Float64(AttrDeadlineBudget, ms(rec.budget)))
+		}
 		return nil, classify(err, r.Context().Err())
 	}
 	rec.status = resp.StatusCode

@@ -1,18 +1,27 @@
 # telltale: the two commands a new user needs are `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo test vet race fuzz-seeds bench e2e
+.PHONY: demo test test-deps vet unit e2e bench
 
-demo: ## run the incident demo against a real Jaeger (see demo/README.md)
+demo: ## build and start Jaeger, the upstreams and both gateways; run the scenarios; print the report
 	$(MAKE) -C demo run
 
-test: vet ## what CI runs: vet, race tests (with fuzz seed corpora) for the library and the demo
-	$(GO) test -race -count=1 ./...
-	cd demo && $(GO) test -race -count=1 ./...
+test: test-deps vet unit e2e ## everything CI runs
+
+test-deps: ## Chromium for the inspector page test (Debian package)
+	./scripts/test-deps.sh
 
 vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	cd demo && $(GO) vet ./...
 
-bench: ## side-by-side benchmarks, summarised with benchstat (see README)
+unit: ## race tests of the library and the demo, fuzz seed corpora included
+	$(GO) test -race -count=1 -timeout 10m ./...
+	cd demo && $(GO) test -race -count=1 -timeout 10m ./...
+
+e2e: ## the demo against a real Jaeger (builds Jaeger on first use: ~4 min cold)
+	$(MAKE) -C demo e2e
+
+bench: ## side-by-side benchmarks summarised with benchstat (see README)
 	./scripts/bench.sh

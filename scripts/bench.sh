@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks, each variant against its baseline in one run,
+# summarised with benchstat. Usage: scripts/bench.sh [count]
+# Writes bench/transport.txt, bench/middleware.txt and prints the tables.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count="${1:-10}"
+benchstat="go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da"
+mkdir -p bench
+go test -run '^$' -bench 'RoundTrip|HeldOpenBody' -benchmem -count "$count" ./transport | tee bench/transport.txt
+if ls middleware/*_test.go >/dev/null 2>&1 && grep -q 'func BenchmarkServer' middleware/*_test.go; then
+  go test -run '^$' -bench 'Server' -benchmem -count "$count" ./middleware | tee bench/middleware.txt
+fi
+echo
+echo "== transport (columns: /transport; deltas against otelhttp) =="
+$benchstat -col '/transport@(otelhttp telltale bare)' bench/transport.txt
+if [ -f bench/middleware.txt ]; then
+  echo
+  echo "== middleware (columns: /stack; deltas against otelhttp) =="
+  $benchstat -col '/stack@(otelhttp telltale deadline echo)' bench/middleware.txt
+fi

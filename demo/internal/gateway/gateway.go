@@ -1,0 +1,196 @@
+// Package gateway holds the demo's two API gateways, which serve the same
+// two endpoints from the same three upstreams:
+//
+//   - [NewNaive] is the incident's original code: the default HTTP client,
+//     a WaitGroup fan-out raced against time.After, bodies neither closed
+//     nor drained, traced with plain otelhttp.
+//   - [NewGuarded] is the same handlers written with telltale: its Echo
+//     middleware gives each request a deadline and a leak scope, its
+//     transport tracks every body, and the fan-out uses errgroup and answers
+//     with partial results when an optional upstream fails.
+//
+// Both keep one bug on purpose: the count endpoint never closes the body of
+// the response whose header it reads. In the naive gateway that call's span
+// never reaches Jaeger; in the guarded one telltale reports it with its line.
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/telltale-go/telltale/demo/internal/telemetry"
+	"github.com/telltale-go/telltale/demo/internal/upstream"
+)
+
+// Routes served by both gateways.
+const (
+	// FeedPath fans out to every upstream and merges their items.
+	FeedPath = "/api/feed"
+	// CountPath reads one header of the articles upstream, and leaks its body.
+	CountPath = "/api/count"
+	// StatsPath serves [Stats] as JSON; ?since=N limits findings to Seq > N,
+	// ?gc=1 collects garbage first.
+	StatsPath = "/debug/demo/stats"
+	// FlushPath (POST) flushes the tracer provider.
+	FlushPath = "/debug/demo/flush"
+)
+
+// Response headers set by both gateways, read by the load driver.
+const (
+	// TraceIDHeader carries the trace id of the request's server span.
+	TraceIDHeader = "X-Trace-Id"
+	// MissingHeader lists the optional upstreams left out of a partial feed.
+	MissingHeader = "X-Feed-Missing"
+)
+
+// Upstream is one service the gateways call.
+type Upstream struct {
+	// Name names the service in the feed ("articles", "users", "ads").
+	Name string
+	// URL is its base URL.
+	URL string
+	// Optional upstreams may be left out of a feed; a required one failing
+	// fails the request.
+	Optional bool
+}
+
+// Feed is the answer of [FeedPath].
+type Feed struct {
+	// Parts maps an upstream name to its items.
+	Parts map[string][]upstream.Item `json:"parts"`
+	// Missing lists the optional upstreams that did not answer in time.
+	Missing []string `json:"missing,omitempty"`
+}
+
+// Count is the answer of [CountPath].
+type Count struct {
+	// Articles is the articles upstream's item count, from its header.
+	Articles string `json:"articles"`
+}
+
+// ErrBodyTooLarge is returned for an upstream body over the guarded
+// gateway's limit.
+var ErrBodyTooLarge = errors.New("gateway: upstream body too large")
+
+// Config configures either gateway.
+type Config struct {
+	// Upstreams are called by [FeedPath]; the first one is also the one
+	// [CountPath] calls.
+	Upstreams []Upstream
+	// TracerProvider receives the gateway's spans; nil means the global one.
+	TracerProvider trace.TracerProvider
+	// Recorder is served by [StatsPath]; nil serves no span counts.
+	Recorder *telemetry.Recorder
+	// Flush is called by [FlushPath]; nil does nothing.
+	Flush func() error
+}
+
+// Stats is what [StatsPath] returns.
+type Stats struct {
+	// Goroutines is runtime.NumGoroutine().
+	Goroutines int `json:"goroutines"`
+	// HeapInuse is the heap in use, in bytes.
+	HeapInuse uint64 `json:"heap_inuse"`
+	// Spans are the recorder's counts and findings.
+	Spans telemetry.Snapshot `json:"spans"`
+	// Transport holds telltale's transport statistics (guarded only).
+	Transport any `json:"transport,omitempty"`
+}
+
+// statsHandler serves [StatsPath] and [FlushPath].
+func statsHandler(cfg Config, transport func() any) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+StatsPath, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("gc") == "1" {
+			runtime.GC()
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		st := Stats{Goroutines: runtime.NumGoroutine(), HeapInuse: ms.HeapInuse}
+		if cfg.Recorder != nil {
+			since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+			st.Spans = cfg.Recorder.Snapshot(since)
+		}
+		if transport != nil {
+			st.Transport = transport()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(st)
+	})
+	mux.HandleFunc("POST "+FlushPath, func(w http.ResponseWriter, _ *http.Request) {
+		if cfg.Flush != nil {
+			if err := cfg.Flush(); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+// withDebug routes the /debug/demo/ paths to the stats handler, everything
+// else to app.
+func withDebug(app http.Handler, debug http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/debug/demo/") {
+			debug.ServeHTTP(w, r)
+			return
+		}
+		app.ServeHTTP(w, r)
+	})
+}
+
+// traceIDHeader exposes the server span's trace id, so the load driver can
+// tell which trace to open in Jaeger for any request.
+func traceIDHeader(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if sc := trace.SpanContextFromContext(c.Request().Context()); sc.HasTraceID() {
+			c.Response().Header().Set(TraceIDHeader, sc.TraceID().String())
+		}
+		return next(c)
+	}
+}
+
+// itemsURL is the path every upstream serves its document on.
+func itemsURL(up Upstream) string { return up.URL + "/items" }
+
+// maxBody bounds what the guarded gateway decodes from one upstream.
+const maxBody = 1 << 20
+
+// maxDrain bounds what the guarded gateway reads past the document so the
+// connection can be reused; beyond it, closing (and losing the connection)
+// is cheaper.
+const maxDrain = 64 << 10
+
+// limitedReader fails with [ErrBodyTooLarge] past n bytes, where
+// io.LimitReader would report a silent EOF and a truncated document.
+type limitedReader struct {
+	r io.Reader
+	n int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, ErrBodyTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+// answerMargin is the part of the request deadline the guarded feed keeps
+// for itself to answer with what arrived.
+const answerMargin = 100 * time.Millisecond

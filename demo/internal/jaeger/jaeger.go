@@ -1,0 +1,203 @@
+// Package jaeger builds, starts and queries the real Jaeger v2 the demo
+// sends its traces to. Jaeger lives in a Go module of its own (demo/jaeger)
+// because its dependency graph conflicts with current OpenTelemetry; this
+// package only runs `go build` there and talks to the binary over loopback.
+package jaeger
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The fixed loopback addresses of demo/jaeger/config.yaml.
+const (
+	// OTLPHTTP is the OTLP/HTTP receiver, for exporters.
+	OTLPHTTP = "http://127.0.0.1:4318"
+	// QueryURL is the query service: the HTTP API and the UI.
+	QueryURL = "http://127.0.0.1:16686"
+	// HealthURL answers 200 once Jaeger is ready.
+	HealthURL = "http://127.0.0.1:13133/status"
+)
+
+// Module is where Jaeger's own module lives, relative to the demo module.
+const Module = "jaeger"
+
+// ToolPackage is the package built into the Jaeger binary.
+const ToolPackage = "github.com/jaegertracing/jaeger/cmd/jaeger"
+
+// Dir locates demo/jaeger from the working directory: the demo module
+// itself, the repository root, or any directory below the demo module (as
+// for its tests).
+func Dir() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("jaeger: %w", err)
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		for _, c := range []string{filepath.Join(d, Module), filepath.Join(d, "demo", Module)} {
+			if _, err := os.Stat(filepath.Join(c, "config.yaml")); err == nil {
+				return c, nil
+			}
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("jaeger: no %s/config.yaml above %s", Module, wd)
+		}
+	}
+}
+
+// Binary returns where [Build] puts the binary inside dir.
+func Binary(dir string) string { return filepath.Join(dir, "bin", "jaeger") }
+
+// Build runs `go build` of Jaeger in dir into [Binary]. A cold build takes a
+// few minutes, so every 10 seconds it writes to progress the elapsed time and
+// how many packages are compiled.
+func Build(ctx context.Context, dir string, progress io.Writer) error {
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, "go", "build", "-v", "-o", Binary(dir), ToolPackage)
+	cmd.Dir = dir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return fmt.Errorf("jaeger: build: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("jaeger: build: %w", err)
+	}
+	var tail []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		n := 0
+		last := time.Now()
+		for sc.Scan() {
+			line := sc.Text()
+			tail = append(tail, line)
+			if len(tail) > 20 {
+				tail = tail[1:]
+			}
+			if strings.HasPrefix(line, "#") || strings.Contains(line, " ") {
+				continue // a compiler message, kept for the error
+			}
+			n++
+			if time.Since(last) >= 10*time.Second {
+				last = time.Now()
+				fmt.Fprintf(progress, "  jaeger build: %s, %d packages compiled (last: %s)\n", time.Since(start).Round(time.Second), n, line)
+			}
+		}
+	}()
+	<-done
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("jaeger: go build in %s: %w\n%s", dir, err, strings.Join(tail, "\n"))
+	}
+	fmt.Fprintf(progress, "  jaeger build: done in %s\n", time.Since(start).Round(time.Second))
+	return nil
+}
+
+// Process is a Jaeger started by [Start].
+type Process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+	// Log is the file Jaeger's output goes to.
+	Log string
+}
+
+// ErrPortsTaken is returned by [Start] when something that is not a healthy
+// Jaeger already listens on Jaeger's ports.
+var ErrPortsTaken = errors.New("jaeger: ports taken")
+
+// Healthy reports whether a Jaeger answers on [HealthURL].
+func Healthy(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, HealthURL, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode == http.StatusOK
+}
+
+// Start runs the binary of dir with dir's config.yaml, logging to logFile,
+// and waits until it is healthy (at most 30s).
+func Start(ctx context.Context, dir, logFile string) (*Process, error) {
+	bin := Binary(dir)
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("jaeger: binary not built: %w", err)
+	}
+	log, err := os.Create(logFile)
+	if err != nil {
+		return nil, fmt.Errorf("jaeger: %w", err)
+	}
+	// Not CommandContext: Jaeger must outlive a cancelled run context long
+	// enough to be stopped politely by [Process.Stop].
+	cmd := exec.Command(bin, "--config", filepath.Join(dir, "config.yaml"))
+	cmd.Stdout = log
+	cmd.Stderr = log
+	// Its own process group: a Ctrl-C in the terminal reaches the demo, which
+	// then stops Jaeger itself, in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("jaeger: start: %w", err)
+	}
+	p := &Process{cmd: cmd, done: make(chan struct{}), Log: logFile}
+	go func() {
+		p.err = cmd.Wait()
+		log.Close()
+		close(p.done)
+	}()
+
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if Healthy(ctx) {
+			return p, nil
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("jaeger: exited before it was healthy (%v); see %s", p.err, logFile)
+		case <-ctx.Done():
+			_ = p.Stop()
+			return nil, fmt.Errorf("jaeger: %w", ctx.Err())
+		case <-deadline.C:
+			_ = p.Stop()
+			return nil, fmt.Errorf("jaeger: not healthy after 30s; see %s", logFile)
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop asks Jaeger to shut down, kills it after 10s, and waits for it.
+func (p *Process) Stop() error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	return nil
+}

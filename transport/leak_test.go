@@ -78,8 +78,9 @@ func TestForgottenCloseIsReportedWhenUnreachable(t *testing.T) {
 			_ = resp.StatusCode // forgets resp.Body.Close()
 		}()
 	}
-	if got := e.tr.Stats().Open; got != leaks {
-		t.Fatalf("open bodies before GC = %d, want %d", got, leaks)
+	// A collection may already have found some of them.
+	if st := e.tr.Stats(); st.Open+st.Leaked != leaks {
+		t.Fatalf("open + leaked bodies = %d + %d, want %d", st.Open, st.Leaked, leaks)
 	}
 
 	deadline := time.Now().Add(5 * time.Second)

@@ -25,6 +25,9 @@ const (
 	LeakOutOfScope LeakReason = "out_of_scope"
 	// LeakTooOld: the body was open longer than [WithMaxBodyAge].
 	LeakTooOld LeakReason = "too_old"
+	// LeakOpenAtClose: the body was still open when [Transport.Close] was
+	// called, typically at shutdown.
+	LeakOpenAtClose LeakReason = "open_at_close"
 )
 
 // A Leak is a response body reported as leaked.
@@ -99,6 +102,9 @@ func (t *Transport) reportLeak(rec *record, reason LeakReason) (Leak, bool) {
 		}
 	}
 	t.endLeakedSpan(rec, leak, now)
+	if !t.logLimit.allow(now, t.cfg.logger) {
+		return leak, true
+	}
 	t.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn, "telltale: response body leaked",
 		slog.String("reason", string(reason)),
 		slog.String("call_site", leak.CallSite.String()),
@@ -165,4 +171,39 @@ func (t *Transport) markSlow(rec *record, kind slowKind, threshold, observed tim
 		attribute.Float64(AttrSlowThreshold, ms(threshold)),
 		attribute.Float64(AttrSlowObserved, ms(observed)),
 	))
+}
+
+// logLimiter caps leak warnings per second, so that a leak storm cannot
+// flood the logs; spans and metrics still record every leak.
+type logLimiter struct {
+	mu         sync.Mutex
+	perSecond  int
+	window     time.Time
+	inWindow   int
+	suppressed int
+}
+
+// allow reports whether one more warning may be logged now. When a new
+// window opens after warnings were suppressed, it logs how many were.
+func (l *logLimiter) allow(now time.Time, logger *slog.Logger) bool {
+	if l.perSecond <= 0 {
+		return true
+	}
+	l.mu.Lock()
+	if now.Sub(l.window) >= time.Second {
+		suppressed := l.suppressed
+		l.window, l.inWindow, l.suppressed = now, 0, 0
+		if suppressed > 0 {
+			defer logger.LogAttrs(context.Background(), slog.LevelWarn, "telltale: leak warnings suppressed",
+				slog.Int("suppressed", suppressed), slog.Int("limit_per_second", l.perSecond))
+		}
+	}
+	ok := l.inWindow < l.perSecond
+	if ok {
+		l.inWindow++
+	} else {
+		l.suppressed++
+	}
+	l.mu.Unlock()
+	return ok
 }

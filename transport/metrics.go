@@ -58,7 +58,7 @@ func newInstruments(mp metric.MeterProvider) instruments {
 		i.slow, _ = fallback.Int64Counter(MetricUpstreamSlow)
 	}
 	i.byReason = map[LeakReason]metric.AddOption{}
-	for _, r := range []LeakReason{LeakUnreachable, LeakOutOfScope, LeakTooOld} {
+	for _, r := range []LeakReason{LeakUnreachable, LeakOutOfScope, LeakTooOld, LeakOpenAtClose} {
 		i.byReason[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String(AttrLeakReason, string(r))))
 	}
 	i.byKind = map[slowKind]metric.AddOption{}

@@ -36,6 +36,11 @@ const (
 	// cannot make tracking grow without bound. Bodies past the cap still
 	// drain on close and end their spans; they are counted as untracked.
 	DefaultMaxTrackedBodies = 100_000
+
+	// DefaultLeakLogLimit caps leak warnings logged per second; past it,
+	// one line says how many were suppressed. Spans and metrics still
+	// record every leak.
+	DefaultLeakLogLimit = 100
 )
 
 // An Option configures a [Transport].
@@ -58,6 +63,7 @@ type config struct {
 	drainTimeout time.Duration
 	maxAge       time.Duration
 	maxTracked   int
+	logLimit     int
 	reportOnly   bool
 
 	slowTTFB  time.Duration
@@ -73,6 +79,7 @@ func newConfig(opts []Option) config {
 		drainLimit:   DefaultDrainLimit,
 		drainTimeout: DefaultDrainTimeout,
 		maxTracked:   DefaultMaxTrackedBodies,
+		logLimit:     DefaultLeakLogLimit,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -174,6 +181,12 @@ func WithMaxTrackedBodies(n int) Option {
 			c.maxTracked = n
 		}
 	})
+}
+
+// WithLeakLogLimit caps the leak warnings logged per second (see
+// [DefaultLeakLogLimit]). Zero or a negative value removes the cap.
+func WithLeakLogLimit(perSecond int) Option {
+	return optionFunc(func(c *config) { c.logLimit = max(perSecond, 0) })
 }
 
 // WithReportOnly reports leaks without repairing them: leaked bodies are left

@@ -21,12 +21,13 @@ import (
 // repairs it. Create one with [New] or [NewClient] and share it: it is safe
 // for concurrent use, like http.Transport.
 type Transport struct {
-	cfg   config
-	base  http.RoundTripper
-	otel  http.RoundTripper
-	inst  instruments
-	reg   registry
-	leaks leakLog
+	cfg      config
+	base     http.RoundTripper
+	otel     http.RoundTripper
+	inst     instruments
+	reg      registry
+	leaks    leakLog
+	logLimit logLimiter
 
 	attrs sync.Pool // *[]attribute.KeyValue scratch for the end of a span
 
@@ -56,6 +57,7 @@ func New(base http.RoundTripper, opts ...Option) *Transport {
 	}
 	t.reg.limit = int64(cfg.maxTracked)
 	t.leaks.limit = recentLeaks
+	t.logLimit.perSecond = cfg.logLimit
 	t.attrs.New = func() any { s := make([]attribute.KeyValue, 0, 24); return &s }
 	t.otel = otelhttp.NewTransport(innerTransport{t},
 		otelhttp.WithTracerProvider(cfg.tracerProvider),
@@ -191,13 +193,22 @@ func (t *Transport) CloseIdleConnections() {
 	}
 }
 
-// Close stops the goroutine started by [WithMaxBodyAge], if any, and closes
-// idle connections. Bodies still open stay usable and tracked. Close is
-// idempotent; the Transport must not be used for new requests afterwards.
+// Close shuts the Transport down, at the end of a service's life: it stops
+// the goroutine started by [WithMaxBodyAge], if any; reports every body still
+// open as a leak with reason [LeakOpenAtClose] — ending its span, so that it
+// is exported when the tracer provider is shut down next — and closes it
+// (unless report-only); and closes idle connections. Call it after the
+// server has stopped serving and before shutting down the tracer and meter
+// providers. Close is idempotent; the Transport must not be used afterwards.
 func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
 		close(t.stop)
 		<-t.stopped
+		var open []*record
+		t.reg.each(func(r *record) { open = append(open, r) })
+		for _, rec := range open {
+			t.reportLeak(rec, LeakOpenAtClose)
+		}
 		t.CloseIdleConnections()
 	})
 	return nil

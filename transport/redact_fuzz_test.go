@@ -1,0 +1,43 @@
+package transport
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func FuzzRedactURL(f *testing.F) {
+	for _, s := range []string{
+		"http://u:p@h/p?a=1&b=2#f", "http://h/?=x&&y=", "http://h/?a=%zz", "https://h/p?token=abc;def=1",
+		"http://[::1]:80/?k=v", "http://h/?a==b&=&", "http://user@h/?q",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return
+		}
+		out := redactURL(u)
+		if strings.Contains(out, "#") {
+			t.Fatalf("fragment survives in %q", out)
+		}
+		// The userinfo, if any, is exactly REDACTED: no name, no password.
+		if u.User != nil {
+			if !strings.Contains(out, "REDACTED@") || strings.Contains(out, ":"+u.User.String()+"@") {
+				t.Fatalf("userinfo of %q not redacted: %q", raw, out)
+			}
+			if p, ok := u.User.Password(); ok && strings.Contains(out, ":"+url.PathEscape(p)+"@") {
+				t.Fatalf("password survives in %q", out)
+			}
+		}
+		// Every query value is REDACTED.
+		if i := strings.IndexByte(out, '?'); i >= 0 {
+			for _, part := range strings.Split(out[i+1:], "&") {
+				if _, v, ok := strings.Cut(part, "="); ok && v != "REDACTED" {
+					t.Fatalf("query value %q survives in %q", v, out)
+				}
+			}
+		}
+	})
+}

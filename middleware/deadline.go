@@ -1,0 +1,273 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/telltale-go/telltale/transport"
+)
+
+// StatusClientClosedRequest is the status nginx made up for a request whose
+// client went away before the answer: no client reads it, but logs and
+// server spans record it, and it is a 4xx, so it is not counted as a server
+// error.
+const StatusClientClosedRequest = 499
+
+// A DeadlineSource says where a request's deadline came from; it is recorded
+// on the server span as telltale.deadline.source.
+type DeadlineSource string
+
+// The sources of a deadline, from the most specific.
+const (
+	SourceHeader  DeadlineSource = "header"  // the caller's budget, from transport.TimeoutHeader
+	SourceFunc    DeadlineSource = "func"    // DeadlineConfig.TimeoutFunc
+	SourceRoute   DeadlineSource = "route"   // DeadlineConfig.Routes
+	SourceDefault DeadlineSource = "default" // DeadlineConfig.Timeout
+	SourceParent  DeadlineSource = "parent"  // the request context already had an earlier deadline
+)
+
+// DeadlineConfig configures [Deadline].
+type DeadlineConfig struct {
+	// Skipper skips the middleware for a request: its context is left as it
+	// is. Defaults to never skipping.
+	Skipper func(c echo.Context) bool
+
+	// Timeout is the deadline of a request, from the moment the middleware
+	// runs, when nothing more specific applies. Required, positive.
+	Timeout time.Duration
+
+	// Routes overrides Timeout for some routes, keyed by Echo route
+	// template (c.Path(), "/users/:id"), whatever the method. Values must
+	// be positive.
+	Routes map[string]time.Duration
+
+	// TimeoutFunc, if set, decides the timeout of a request; it wins over
+	// Routes and Timeout when it returns a positive duration, and defers to
+	// them otherwise. It runs on every request: keep it cheap.
+	TimeoutFunc func(c echo.Context) time.Duration
+
+	// TrustHeader makes the middleware read the caller's budget from
+	// transport.TimeoutHeader (sent by a telltale Transport built with
+	// WithDeadlinePropagation) and use it as the request's timeout, clamped
+	// to MaxTimeout, so that the server stops working when its caller stops
+	// waiting. Malformed values (anything but 1 to 10 ASCII digits: signs,
+	// spaces, units) are ignored and recorded on the span as an
+	// EventTimeoutHeaderInvalid event. Only enable it behind callers you
+	// trust: the header can ask for any deadline up to MaxTimeout.
+	TrustHeader bool
+
+	// MaxTimeout clamps the timeout requested by the header and by
+	// TimeoutFunc. Zero means the timeout that Routes or Timeout give the
+	// route, so that a header can shorten the deadline but never lengthen
+	// it. Timeout and Routes must not exceed a non-zero MaxTimeout.
+	MaxTimeout time.Duration
+
+	// StatusCode answers a request whose handler returned an error after its
+	// deadline passed, or an error caused by the deadline. Defaults to 504
+	// Gateway Timeout: the server is a gateway whose upstreams did not answer
+	// in time.
+	StatusCode int
+
+	// ClientClosedStatusCode answers (for logs and spans; nobody reads it) a
+	// request whose handler returned an error after its client went away.
+	// Defaults to [StatusClientClosedRequest] (499).
+	ClientClosedStatusCode int
+}
+
+// Deadline returns a middleware that gives every request a context deadline
+// of timeout. See [DeadlineConfig] and [DeadlineConfig.ToMiddleware].
+func Deadline(timeout time.Duration) echo.MiddlewareFunc {
+	return DeadlineWithConfig(DeadlineConfig{Timeout: timeout})
+}
+
+// DeadlineWithConfig returns a [Deadline] middleware with the given config.
+// It panics if the config is invalid; use [DeadlineConfig.ToMiddleware] to
+// get the error instead.
+func DeadlineWithConfig(cfg DeadlineConfig) echo.MiddlewareFunc {
+	mw, err := cfg.ToMiddleware()
+	if err != nil {
+		panic(err)
+	}
+	return mw
+}
+
+// ToMiddleware validates the config and returns the [Deadline] middleware.
+//
+// The deadline is cooperative, as in Echo's ContextTimeout: the middleware
+// sets the request context and nothing else — no goroutine per request, no
+// swapped ResponseWriter, so no race with the handler and no double
+// WriteHeader (the faults of Echo's deprecated Timeout middleware). A handler
+// that ignores its context runs to its end; the middleware then records on
+// the server span by how much it overran.
+//
+// The context's timer is only created if someone waits on ctx.Done() — an
+// outbound request does, a handler that only calls ctx.Err() or Deadline()
+// does not — so that the middleware costs two allocations per request.
+//
+// When the handler returns an error and the deadline has passed (or the
+// error is a context.DeadlineExceeded), the middleware returns an
+// *echo.HTTPError with StatusCode and a JSON message
+// {"message":"request deadline of 2s exceeded","timeout_ms":2000}, the
+// handler's error as its internal error. When the client went away instead,
+// it returns ClientClosedStatusCode. A response already committed is left
+// alone: the handler's error goes up unchanged.
+func (cfg DeadlineConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
+	if cfg.Timeout <= 0 {
+		return nil, errors.New("middleware: Deadline: Timeout must be positive")
+	}
+	if cfg.MaxTimeout < 0 {
+		return nil, errors.New("middleware: Deadline: MaxTimeout must not be negative")
+	}
+	if cfg.MaxTimeout > 0 && cfg.Timeout > cfg.MaxTimeout {
+		return nil, fmt.Errorf("middleware: Deadline: Timeout %s exceeds MaxTimeout %s", cfg.Timeout, cfg.MaxTimeout)
+	}
+	routes := make(map[string]time.Duration, len(cfg.Routes))
+	for route, d := range cfg.Routes {
+		if d <= 0 {
+			return nil, fmt.Errorf("middleware: Deadline: timeout of route %q must be positive", route)
+		}
+		if cfg.MaxTimeout > 0 && d > cfg.MaxTimeout {
+			return nil, fmt.Errorf("middleware: Deadline: timeout %s of route %q exceeds MaxTimeout %s", d, route, cfg.MaxTimeout)
+		}
+		routes[route] = d
+	}
+	cfg.Routes = routes // a copy: the caller's map may change
+	if cfg.Skipper == nil {
+		cfg.Skipper = neverSkip
+	}
+	if cfg.StatusCode == 0 {
+		cfg.StatusCode = http.StatusGatewayTimeout
+	}
+	if cfg.ClientClosedStatusCode == 0 {
+		cfg.ClientClosedStatusCode = StatusClientClosedRequest
+	}
+	if !validStatus(cfg.StatusCode) || !validStatus(cfg.ClientClosedStatusCode) {
+		return nil, errors.New("middleware: Deadline: status codes must be between 100 and 999")
+	}
+
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if cfg.Skipper(c) {
+				return next(c)
+			}
+			return cfg.serve(c, next)
+		}
+	}, nil
+}
+
+func validStatus(code int) bool { return code >= 100 && code <= 999 }
+
+func (cfg *DeadlineConfig) serve(c echo.Context, next echo.HandlerFunc) error {
+	start := time.Now()
+	req := c.Request()
+	parent := req.Context()
+	span := trace.SpanFromContext(parent)
+	timeout, source, clamped, headerErr := cfg.timeout(c, req)
+	deadline := start.Add(timeout)
+	if pd, ok := parent.Deadline(); ok && !pd.After(deadline) {
+		deadline, source = pd, SourceParent
+	}
+
+	var dctx *deadlineContext
+	if source != SourceParent {
+		dctx = &deadlineContext{Context: parent, deadline: deadline}
+		c.SetRequest(req.WithContext(dctx))
+		defer dctx.end()
+	}
+	if span.IsRecording() {
+		recordDeadline(span, deadline.Sub(start), source, clamped, headerErr)
+	}
+
+	err := next(c)
+
+	now := time.Now()
+	overrun := now.Sub(deadline)
+	if overrun > 0 && span.IsRecording() {
+		span.SetAttributes(attribute.Float64(AttrDeadlineOverrun, ms(overrun)))
+	}
+	if err == nil || c.Response().Committed {
+		return err
+	}
+	switch {
+	case errors.Is(parent.Err(), context.Canceled):
+		if span.IsRecording() {
+			span.SetAttributes(attribute.Bool(AttrClientGone, true))
+		}
+		return echo.NewHTTPError(cfg.ClientClosedStatusCode, "client closed request").WithInternal(err)
+	case overrun >= 0 || errors.Is(err, context.DeadlineExceeded):
+		var he *echo.HTTPError
+		if errors.As(err, &he) && he.Code < http.StatusInternalServerError && !errors.Is(err, context.DeadlineExceeded) {
+			return err // the handler's own answer about the request, not about time
+		}
+		if span.IsRecording() {
+			span.SetAttributes(attribute.Bool(AttrDeadlineHit, true))
+		}
+		budget := deadline.Sub(start)
+		return echo.NewHTTPError(cfg.StatusCode, deadlineMessage{
+			Message:   "request deadline of " + budget.Round(time.Millisecond).String() + " exceeded",
+			TimeoutMS: budget.Milliseconds(),
+		}).WithInternal(err)
+	}
+	return err
+}
+
+// deadlineMessage is the JSON body of a request answered because of its
+// deadline.
+type deadlineMessage struct {
+	Message   string `json:"message"`
+	TimeoutMS int64  `json:"timeout_ms"`
+}
+
+// timeout picks the request's timeout and says where it came from.
+func (cfg *DeadlineConfig) timeout(c echo.Context, req *http.Request) (d time.Duration, source DeadlineSource, clamped bool, headerErr error) {
+	d, source = cfg.Timeout, SourceDefault
+	if rd, ok := cfg.Routes[c.Path()]; ok {
+		d, source = rd, SourceRoute
+	}
+	limit := cfg.MaxTimeout
+	if limit == 0 {
+		limit = d
+	}
+	if cfg.TimeoutFunc != nil {
+		if fd := cfg.TimeoutFunc(c); fd > 0 {
+			d, source = fd, SourceFunc
+		}
+	}
+	if cfg.TrustHeader {
+		if v := req.Header.Get(transport.TimeoutHeader); v != "" {
+			hd, err := transport.ParseTimeout(v)
+			if err != nil {
+				headerErr = err
+			} else {
+				d, source = hd, SourceHeader
+			}
+		}
+	}
+	if d > limit {
+		d, clamped = limit, true
+	}
+	return d, source, clamped, headerErr
+}
+
+func recordDeadline(span trace.Span, timeout time.Duration, source DeadlineSource, clamped bool, headerErr error) {
+	span.SetAttributes(
+		attribute.Float64(AttrDeadlineTimeout, ms(timeout)),
+		attribute.String(AttrDeadlineSource, string(source)),
+	)
+	if clamped {
+		span.SetAttributes(attribute.Bool(AttrDeadlineClamped, true))
+	}
+	if headerErr != nil {
+		span.AddEvent(EventTimeoutHeaderInvalid, trace.WithAttributes(
+			attribute.String(AttrTimeoutHeaderError, headerErr.Error())))
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

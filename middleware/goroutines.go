@@ -1,0 +1,546 @@
+package middleware
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/telltale-go/telltale/transport"
+)
+
+// Defaults of [GoroutineMonitorConfig].
+const (
+	// DefaultGoroutineCheckInterval is the least time between two goroutine
+	// checks. A check takes a goroutine profile, which briefly stops the
+	// world and costs about a microsecond per goroutine: at 10 s, a process
+	// with 10,000 goroutines spends about a millisecond every ten seconds.
+	DefaultGoroutineCheckInterval = 10 * time.Second
+
+	// DefaultGoroutineGrace is how long a goroutine may outlive its request
+	// before it counts as orphaned: enough for deferred clean-up to finish.
+	DefaultGoroutineGrace = time.Second
+
+	// DefaultMaxOrphanReports caps the spans one check reports, so that a
+	// handler leaking thousands of goroutines costs a bounded amount.
+	DefaultMaxOrphanReports = 100
+
+	// DefaultEndedRequestHistory is how many ended requests a monitor
+	// remembers (route, span, end time) to describe their orphans.
+	DefaultEndedRequestHistory = 16384
+)
+
+// ignoredGoroutines are goroutines that a request starts legitimately and
+// that outlive it by design: net/http's pooled client connections and the
+// server's read-ahead of the next request.
+var ignoredGoroutines = [...]string{
+	"net/http.(*persistConn).readLoop",
+	"net/http.(*persistConn).writeLoop",
+	"net/http.(*Transport).dialConnFor",
+	"net/http.(*Transport).startDialConnForLocked",
+	"net/http.(*connReader).backgroundRead",
+	"net/http.(*http2ClientConn).readLoop",
+	"net/http.(*http2serverConn)",
+	"golang.org/x/net/http2.(*ClientConn).readLoop",
+	"golang.org/x/net/http2.(*serverConn)",
+}
+
+// GoroutineMonitorConfig configures a [GoroutineMonitor].
+type GoroutineMonitorConfig struct {
+	// TracerProvider provides the tracer of the orphaned-goroutine spans.
+	// The global provider is used when nil.
+	TracerProvider trace.TracerProvider
+
+	// Interval is the least time between two checks (see
+	// [DefaultGoroutineCheckInterval] for the cost of one), and the period
+	// of the checks [GoroutineMonitor.Start] runs. Zero means the default.
+	Interval time.Duration
+
+	// Grace is how long a goroutine may run after its request ended before
+	// it is reported. Zero means [DefaultGoroutineGrace].
+	Grace time.Duration
+
+	// IgnoreFunctions are function-name prefixes ("example.com/app/audit.")
+	// of goroutines that are meant to outlive their request: a goroutine
+	// with such a frame anywhere in its stack is never reported. net/http's
+	// connection goroutines are always ignored.
+	IgnoreFunctions []string
+
+	// MaxReports caps the spans one check reports. Zero means
+	// [DefaultMaxOrphanReports].
+	MaxReports int
+
+	// History is how many ended requests are remembered. Zero means
+	// [DefaultEndedRequestHistory]. An orphan of a forgotten request is
+	// still reported, without its route and end time.
+	History int
+}
+
+// A GoroutineMonitor finds goroutines that outlived the request that started
+// them — the incident's fourth bug: a handler answers after its timeout, and
+// the goroutines it fanned out to keep calling upstreams — and reports each
+// group of them (same request, same stack) once, as a span in the trace of
+// that request, carrying their stack.
+//
+// The [Leaks] middleware registers each request with the monitor and labels
+// the handler's goroutine with runtime/pprof labels naming the request; the
+// goroutines it starts inherit them. A check reads the goroutine profile and
+// looks for labelled goroutines whose request ended more than Grace ago.
+// Checks run at most once per Interval, whoever asks: [GoroutineMonitor.Start]
+// runs them periodically, [GoroutineMonitor.Check] on demand, [Inspector] when
+// its page is viewed. Per request the monitor costs a map insert and delete
+// under one of 32 locks.
+//
+// A GoroutineMonitor is safe for concurrent use. Use one per process; create
+// it with [NewGoroutineMonitor].
+type GoroutineMonitor struct {
+	tracer      trace.Tracer
+	interval    time.Duration
+	grace       time.Duration
+	ignore      []string
+	maxReports  int
+	historySize int
+
+	id     string // the value of LabelMonitor, telling our goroutines from another monitor's
+	seq    atomic.Uint64
+	shards [monitorShards]requestShard
+
+	mu        sync.Mutex // one check at a time
+	lastCheck time.Time
+	orphans   []OrphanedGoroutine
+	reported  map[string]bool
+
+	startOnce, stopOnce sync.Once
+	stop, stopped       chan struct{}
+	started             atomic.Bool
+}
+
+const monitorShards = 32
+
+type requestShard struct {
+	mu    sync.Mutex
+	live  map[uint64]requestInfo
+	ended map[uint64]requestInfo
+	order []uint64 // ended ids, oldest first, bounded by the history
+	_     [32]byte
+}
+
+// requestInfo is what a monitor knows of a request.
+type requestInfo struct {
+	route string
+	span  trace.SpanContext
+	ended time.Time
+}
+
+// An OrphanedGoroutine is a group of goroutines with the same stack, started
+// by the same request, still running after it ended.
+type OrphanedGoroutine struct {
+	// Request is the request's id (the telltale.request pprof label).
+	Request string `json:"request"`
+	// Route is the Echo route template of the request.
+	Route string `json:"route"`
+	// TraceID and SpanID name the request's server span, when traced.
+	TraceID string `json:"trace_id,omitempty"`
+	SpanID  string `json:"span_id,omitempty"`
+	// Count is how many goroutines share this stack.
+	Count int `json:"count"`
+	// Function is the goroutine's own function: the bottom of its stack.
+	Function string `json:"function"`
+	// Blocked is where the goroutine is now: the top application frame.
+	Blocked transport.CallSite `json:"blocked_at"`
+	// Stack is the goroutine's stack, one "function\n\tfile:line" per frame.
+	Stack string `json:"stack"`
+	// RequestEnded is when the request ended; zero when forgotten.
+	RequestEnded time.Time `json:"request_ended,omitzero"`
+}
+
+// NewGoroutineMonitor returns a monitor with the given config; zero fields
+// take their defaults, negative ones too. It starts no goroutine: call
+// [GoroutineMonitor.Start] for periodic checks.
+func NewGoroutineMonitor(cfg GoroutineMonitorConfig) *GoroutineMonitor {
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	m := &GoroutineMonitor{
+		tracer:      tp.Tracer(scopeName),
+		interval:    orDefault(cfg.Interval, DefaultGoroutineCheckInterval),
+		grace:       orDefault(cfg.Grace, DefaultGoroutineGrace),
+		maxReports:  cfg.MaxReports,
+		historySize: cfg.History,
+		reported:    make(map[string]bool),
+		stop:        make(chan struct{}),
+		stopped:     make(chan struct{}),
+	}
+	if m.maxReports <= 0 {
+		m.maxReports = DefaultMaxOrphanReports
+	}
+	if m.historySize <= 0 {
+		m.historySize = DefaultEndedRequestHistory
+	}
+	m.ignore = append(m.ignore, ignoredGoroutines[:]...)
+	for _, p := range cfg.IgnoreFunctions {
+		if p = strings.TrimSpace(p); p != "" {
+			m.ignore = append(m.ignore, p)
+		}
+	}
+	var id [6]byte
+	_, _ = rand.Read(id[:])
+	m.id = hex.EncodeToString(id[:])
+	for i := range m.shards {
+		m.shards[i].live = make(map[uint64]requestInfo)
+		m.shards[i].ended = make(map[uint64]requestInfo)
+	}
+	return m
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// scopeName is the instrumentation scope of telltale's own spans.
+const scopeName = "github.com/telltale-go/telltale/middleware"
+
+// Start runs a check every Interval in one goroutine, until
+// [GoroutineMonitor.Stop]. Calling it again does nothing.
+func (m *GoroutineMonitor) Start() {
+	m.startOnce.Do(func() {
+		m.started.Store(true)
+		go m.loop()
+	})
+}
+
+// Stop stops the goroutine of [GoroutineMonitor.Start] and waits for it to
+// return. It is idempotent and safe without Start.
+func (m *GoroutineMonitor) Stop() {
+	m.stopOnce.Do(func() {
+		close(m.stop)
+		if m.started.Load() {
+			<-m.stopped
+		}
+	})
+}
+
+func (m *GoroutineMonitor) loop() {
+	defer close(m.stopped)
+	tick := time.NewTicker(m.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-tick.C:
+			m.Check()
+		}
+	}
+}
+
+// begin registers a request and returns its id.
+func (m *GoroutineMonitor) begin(route string, span trace.SpanContext) uint64 {
+	id := m.seq.Add(1)
+	s := &m.shards[id%monitorShards]
+	s.mu.Lock()
+	s.live[id] = requestInfo{route: route, span: span}
+	s.mu.Unlock()
+	return id
+}
+
+// end marks the request as ended, from now.
+func (m *GoroutineMonitor) end(id uint64) {
+	now := time.Now()
+	s := &m.shards[id%monitorShards]
+	limit := max(m.historySize/monitorShards, 1)
+	s.mu.Lock()
+	info := s.live[id]
+	delete(s.live, id)
+	info.ended = now
+	if len(s.order) >= limit {
+		delete(s.ended, s.order[0])
+		s.order = append(s.order[:0], s.order[1:]...)
+	}
+	s.ended[id] = info
+	s.order = append(s.order, id)
+	s.mu.Unlock()
+}
+
+// lookup says whether the request is still running and what is known of it.
+func (m *GoroutineMonitor) lookup(id uint64) (info requestInfo, live, known bool) {
+	s := &m.shards[id%monitorShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if info, ok := s.live[id]; ok {
+		return info, true, true
+	}
+	info, ok := s.ended[id]
+	return info, false, ok
+}
+
+// Orphans returns the orphaned goroutines found by the last check, without
+// checking.
+func (m *GoroutineMonitor) Orphans() []OrphanedGoroutine {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.orphans)
+}
+
+// LastCheck returns when the last check ran; zero if none has.
+func (m *GoroutineMonitor) LastCheck() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastCheck
+}
+
+// Check looks for orphaned goroutines and returns them, reporting each group
+// not reported before as a span: a child of the request's server span, so
+// that it shows in that request's trace, and linked to it, named
+// "goroutine.orphaned", with status Error, the goroutine's stack
+// (code.stacktrace) and where it is blocked (code.function.name,
+// code.file.path, code.line.number). If the last check ran less than
+// Interval ago, Check returns its result instead of checking again.
+func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	if !m.lastCheck.IsZero() && now.Sub(m.lastCheck) < m.interval {
+		return slices.Clone(m.orphans)
+	}
+	m.lastCheck = now
+
+	var buf bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {
+		return slices.Clone(m.orphans)
+	}
+	var orphans []OrphanedGoroutine
+	seen := make(map[string]bool)
+	reports := 0
+	for _, g := range parseGoroutines(buf.Bytes()) {
+		if g.labels[LabelMonitor] != m.id || m.ignored(g) {
+			continue
+		}
+		id, err := strconv.ParseUint(g.labels[LabelRequest], 10, 64)
+		if err != nil {
+			continue
+		}
+		info, live, known := m.lookup(id)
+		if live || (known && now.Sub(info.ended) < m.grace) {
+			continue
+		}
+		o := m.orphan(g, info, known)
+		orphans = append(orphans, o)
+		key := o.Request + "\x00" + o.Stack
+		seen[key] = true
+		if !m.reported[key] && reports < m.maxReports {
+			m.report(o, info.span, now)
+			reports++
+			m.reported[key] = true
+		}
+	}
+	for key := range m.reported {
+		if !seen[key] {
+			delete(m.reported, key) // gone: forget it
+		}
+	}
+	m.orphans = orphans
+	return slices.Clone(orphans)
+}
+
+func (m *GoroutineMonitor) ignored(g goroutineGroup) bool {
+	for _, f := range g.frames {
+		for _, p := range m.ignore {
+			if strings.HasPrefix(f.Function, p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (m *GoroutineMonitor) orphan(g goroutineGroup, info requestInfo, known bool) OrphanedGoroutine {
+	o := OrphanedGoroutine{
+		Request: g.labels[LabelRequest],
+		Route:   g.labels[LabelRoute],
+		TraceID: g.labels[LabelTraceID],
+		Count:   g.count,
+	}
+	if known {
+		o.RequestEnded = info.ended
+		if info.span.IsValid() {
+			o.SpanID = info.span.SpanID().String()
+		}
+	}
+	var stack strings.Builder
+	for _, f := range g.frames {
+		fmt.Fprintf(&stack, "%s\n\t%s:%d\n", f.Function, f.File, f.Line)
+		if o.Blocked.File == "" && !runtimeFrame(f.Function) {
+			o.Blocked = f
+		}
+	}
+	o.Stack = stack.String()
+	if n := len(g.frames); n > 0 {
+		o.Function = g.frames[n-1].Function
+	}
+	return o
+}
+
+// runtimeFrame tells the frames where every blocked goroutine sits from the
+// code that put it there.
+func runtimeFrame(fn string) bool {
+	for _, p := range [...]string{"runtime.", "time.Sleep", "sync.", "internal/", "syscall."} {
+		if strings.HasPrefix(fn, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *GoroutineMonitor) report(o OrphanedGoroutine, sc trace.SpanContext, now time.Time) {
+	attrs := []attribute.KeyValue{
+		attribute.Int(AttrGoroutineCount, o.Count),
+		attribute.String(AttrGoroutineRequest, o.Request),
+		attribute.String(AttrHTTPRoute, o.Route),
+		attribute.String(transport.AttrCodeFunction, o.Blocked.Function),
+		attribute.String(transport.AttrCodeFile, o.Blocked.File),
+		attribute.Int(transport.AttrCodeLine, o.Blocked.Line),
+		attribute.String(transport.AttrCodeStacktrace, o.Stack),
+	}
+	if !o.RequestEnded.IsZero() {
+		attrs = append(attrs, attribute.Float64(AttrGoroutineEndedAgo, ms(now.Sub(o.RequestEnded))))
+	}
+	if sc.IsValid() {
+		attrs = append(attrs, attribute.String(LabelTraceID, sc.TraceID().String()))
+	}
+	ctx := context.Background()
+	opts := []trace.SpanStartOption{trace.WithAttributes(attrs...), trace.WithTimestamp(now)}
+	if sc.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+	}
+	_, span := m.tracer.Start(ctx, "goroutine.orphaned", opts...)
+	span.SetStatus(codes.Error, fmt.Sprintf("%d goroutine(s) of %s still running after the request ended, started as %s, now at %s",
+		o.Count, o.Route, o.Function, o.Blocked))
+	span.End(trace.WithTimestamp(now))
+}
+
+// A goroutineGroup is one record of a debug=1 goroutine profile: goroutines
+// with the same stack and labels.
+type goroutineGroup struct {
+	count  int
+	labels map[string]string
+	frames []transport.CallSite
+}
+
+// parseGoroutines reads the text of pprof.Lookup("goroutine").WriteTo(w, 1):
+//
+//	2 @ 0x47d92e 0x480b25 0x4dbf3d 0x483e41
+//	# labels: {"http.route":"/x", "telltale.request":"42"}
+//	#	0x480b24	time.Sleep+0x164	/usr/local/go/src/runtime/time.go:363
+//	#	0x4dbf3c	main.main.func1+0x1c	/tmp/main.go:13
+//
+// Only labelled groups are kept: the others are none of the monitor's
+// business.
+func parseGoroutines(text []byte) []goroutineGroup {
+	var (
+		groups []goroutineGroup
+		cur    *goroutineGroup
+	)
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			cur = nil
+		case strings.HasPrefix(line, "# labels: "):
+			if cur != nil {
+				cur.labels = parseLabels(strings.TrimPrefix(line, "# labels: "))
+			}
+		case strings.HasPrefix(line, "#\t"):
+			if cur != nil && cur.labels != nil {
+				if f, ok := parseFrame(line[2:]); ok {
+					cur.frames = append(cur.frames, f)
+				}
+			}
+		default:
+			n, _, ok := strings.Cut(line, " @ ")
+			if !ok {
+				continue
+			}
+			count, err := strconv.Atoi(n)
+			if err != nil {
+				continue
+			}
+			groups = append(groups, goroutineGroup{count: count})
+			cur = &groups[len(groups)-1]
+		}
+	}
+	kept := groups[:0]
+	for _, g := range groups {
+		if g.labels != nil {
+			kept = append(kept, g)
+		}
+	}
+	return kept
+}
+
+// parseLabels parses {"k":"v", "k2":"v2"}, Go-quoted as runtime/pprof
+// writes them.
+func parseLabels(s string) map[string]string {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "{") || !strings.HasSuffix(s, "}") {
+		return nil
+	}
+	s = s[1 : len(s)-1]
+	labels := make(map[string]string)
+	for s != "" {
+		kq, err := strconv.QuotedPrefix(s)
+		if err != nil {
+			return labels
+		}
+		s = strings.TrimPrefix(s[len(kq):], ":")
+		vq, err := strconv.QuotedPrefix(s)
+		if err != nil {
+			return labels
+		}
+		s = strings.TrimLeft(s[len(vq):], ", ")
+		k, _ := strconv.Unquote(kq)
+		v, _ := strconv.Unquote(vq)
+		labels[k] = v
+	}
+	return labels
+}
+
+// parseFrame parses "0x4dbf3c\tmain.main.func1+0x1c\t\t/tmp/main.go:13".
+func parseFrame(s string) (transport.CallSite, bool) {
+	fields := strings.FieldsFunc(s, func(r rune) bool { return r == '\t' })
+	if len(fields) < 3 {
+		return transport.CallSite{}, false
+	}
+	fn := fields[1]
+	if i := strings.LastIndex(fn, "+0x"); i >= 0 {
+		fn = fn[:i]
+	}
+	loc := fields[len(fields)-1]
+	i := strings.LastIndexByte(loc, ':')
+	if i < 0 {
+		return transport.CallSite{}, false
+	}
+	line, _ := strconv.Atoi(loc[i+1:])
+	return transport.CallSite{Function: fn, File: loc[:i], Line: line}, true
+}

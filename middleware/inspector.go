@@ -1,0 +1,154 @@
+package middleware
+
+import (
+	"bytes"
+	_ "embed"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/telltale-go/telltale/transport"
+)
+
+// InspectorConfig configures [Inspector].
+type InspectorConfig struct {
+	// Transports are the telltale transports whose bodies and leaks are
+	// shown, in this order.
+	Transports []*transport.Transport
+
+	// Goroutines, if set, is the monitor whose orphaned goroutines are
+	// shown. Viewing the page asks it for a check, which it runs only if
+	// the last one is older than its Interval.
+	Goroutines *GoroutineMonitor
+
+	// MaxItems caps each list (open bodies, recent leaks, orphans) per
+	// transport. Zero means 100.
+	MaxItems int
+}
+
+// Inspection is what [Inspector] shows, and its JSON form.
+type Inspection struct {
+	// At is when the inspection was made.
+	At time.Time `json:"at"`
+	// Transports describes each configured transport, in order.
+	Transports []TransportInspection `json:"transports"`
+	// Goroutines is the goroutine monitor's view; nil without a monitor.
+	Goroutines *GoroutineInspection `json:"goroutines,omitempty"`
+}
+
+// TransportInspection is one transport's part of an [Inspection].
+type TransportInspection struct {
+	// Index is the transport's position in InspectorConfig.Transports.
+	Index int `json:"index"`
+	// Stats are the transport's counters.
+	Stats transport.Stats `json:"stats"`
+	// OpenBodies are the bodies still open, oldest first.
+	OpenBodies []transport.BodyInfo `json:"open_bodies"`
+	// RecentLeaks are the last leaks, newest first.
+	RecentLeaks []transport.Leak `json:"recent_leaks"`
+}
+
+// GoroutineInspection is the goroutine monitor's part of an [Inspection].
+type GoroutineInspection struct {
+	// LastCheck is when the monitor last looked.
+	LastCheck time.Time `json:"last_check"`
+	// Orphans are the goroutines found still running after their request.
+	Orphans []OrphanedGoroutine `json:"orphans"`
+}
+
+// Inspector returns a read-only handler that shows what telltale sees now:
+// for each transport its counters, its open bodies (age, call site, upstream
+// host, trace id) and its recent leaks, and the monitor's orphaned
+// goroutines. It answers JSON when asked with Accept: application/json or
+// ?format=json, and a small HTML page otherwise. Mount it where only
+// operators reach it, like net/http/pprof:
+//
+//	e.GET("/debug/telltale", ttmw.Inspector(ttmw.InspectorConfig{
+//		Transports: []*transport.Transport{tr},
+//		Goroutines: monitor,
+//	}))
+//
+// It shows no secrets: URLs come redacted from the transport (no
+// credentials, no query values) and no header is shown. It does show call
+// sites and stacks, which is the point.
+func Inspector(cfg InspectorConfig) echo.HandlerFunc {
+	if cfg.MaxItems <= 0 {
+		cfg.MaxItems = 100
+	}
+	return func(c echo.Context) error {
+		in := cfg.inspect()
+		if wantsJSON(c.Request()) {
+			return c.JSON(http.StatusOK, in)
+		}
+		var buf bytes.Buffer
+		if err := inspectorPage.Execute(&buf, in); err != nil {
+			return echo.NewHTTPError(http.StatusInternalServerError, "middleware: inspector page").WithInternal(err)
+		}
+		return c.HTMLBlob(http.StatusOK, buf.Bytes())
+	}
+}
+
+func (cfg InspectorConfig) inspect() Inspection {
+	in := Inspection{At: time.Now(), Transports: make([]TransportInspection, 0, len(cfg.Transports))}
+	for i, tr := range cfg.Transports {
+		if tr == nil {
+			continue
+		}
+		open := tr.OpenBodies()
+		leaks := tr.RecentLeaks()
+		for l, r := 0, len(leaks)-1; l < r; l, r = l+1, r-1 {
+			leaks[l], leaks[r] = leaks[r], leaks[l]
+		}
+		in.Transports = append(in.Transports, TransportInspection{
+			Index:       i,
+			Stats:       tr.Stats(),
+			OpenBodies:  capped(open, cfg.MaxItems),
+			RecentLeaks: capped(leaks, cfg.MaxItems),
+		})
+	}
+	if m := cfg.Goroutines; m != nil {
+		orphans := m.Check()
+		in.Goroutines = &GoroutineInspection{LastCheck: m.LastCheck(), Orphans: capped(orphans, cfg.MaxItems)}
+		if in.Goroutines.Orphans == nil {
+			in.Goroutines.Orphans = []OrphanedGoroutine{}
+		}
+	}
+	return in
+}
+
+func capped[T any](s []T, n int) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s[:min(len(s), n)]
+}
+
+func wantsJSON(r *http.Request) bool {
+	if r.URL.Query().Get("format") == "json" {
+		return true
+	}
+	accept := r.Header.Get(echo.HeaderAccept)
+	return strings.Contains(accept, echo.MIMEApplicationJSON) && !strings.Contains(accept, echo.MIMETextHTML)
+}
+
+//go:embed inspector.html
+var inspectorHTML string
+
+var inspectorPage = template.Must(template.New("inspector").Funcs(template.FuncMap{
+	"age": func(d time.Duration) string {
+		if d >= time.Second {
+			return d.Round(time.Millisecond).String()
+		}
+		return d.Round(time.Microsecond).String()
+	},
+	"since": func(t time.Time) string {
+		if t.IsZero() {
+			return "unknown"
+		}
+		return time.Since(t).Round(time.Millisecond).String() + " ago"
+	},
+	"clock": func(t time.Time) string { return t.Format("15:04:05.000") },
+}).Parse(inspectorHTML))

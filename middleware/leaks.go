@@ -1,0 +1,128 @@
+package middleware
+
+import (
+	"runtime/pprof"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/telltale-go/telltale/transport"
+)
+
+// LeaksConfig configures [Leaks].
+type LeaksConfig struct {
+	// Skipper skips the middleware for a request: no scope, no labels.
+	// Defaults to never skipping.
+	Skipper func(c echo.Context) bool
+
+	// Goroutines, if set, is told when each request starts and ends, so
+	// that it can find the goroutines the request left running. Without
+	// it, the handler's goroutine is still labelled with its route and
+	// trace id, which CPU and goroutine profiles show.
+	Goroutines *GoroutineMonitor
+
+	// DisableLabels leaves the handler's goroutine without pprof labels.
+	// Orphaned goroutines are then not found: Goroutines is ignored.
+	DisableLabels bool
+}
+
+// Leaks returns a middleware that accounts for the response bodies each
+// request leaves open, with the default [LeaksConfig]: no goroutine monitor.
+func Leaks() echo.MiddlewareFunc {
+	return LeaksWithConfig(LeaksConfig{})
+}
+
+// LeaksWithConfig returns a [Leaks] middleware with the given config. It
+// panics if the config is invalid; use [LeaksConfig.ToMiddleware] to get the
+// error instead.
+func LeaksWithConfig(cfg LeaksConfig) echo.MiddlewareFunc {
+	mw, err := cfg.ToMiddleware()
+	if err != nil {
+		panic(err)
+	}
+	return mw
+}
+
+// ToMiddleware validates the config and returns the [Leaks] middleware.
+//
+// The request context gets a [transport.Scope]: every response body a
+// telltale [transport.Transport] returns for a request made with that context
+// (or one derived from it) is bound to it. When the handler returns, the
+// scope ends: each body still open is a leak, reported by the transport on
+// its client span, its metric and its log, and repaired — closed, freeing
+// its connection — unless the transport is report-only. The middleware puts
+// the leaks on the server span too: the attribute telltale.leaks (set only
+// when not zero) and one [transport.EventBodyLeaked] event per body, with
+// [transport.LeakAttributes]: the handler's file and line, its stack, the
+// upstream and how long the body was open.
+//
+// The handler's goroutine gets the runtime/pprof labels [LabelRoute] and
+// [LabelTraceID] (and [LabelRequest], [LabelMonitor] with a monitor), which
+// every goroutine it starts inherits; they are removed when the handler
+// returns. Put Leaks after [Trace], so that it finds the server span.
+func (cfg LeaksConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
+	if cfg.Skipper == nil {
+		cfg.Skipper = neverSkip
+	}
+	if cfg.DisableLabels {
+		cfg.Goroutines = nil
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if cfg.Skipper(c) {
+				return next(c)
+			}
+			return cfg.serve(c, next)
+		}
+	}, nil
+}
+
+func (cfg *LeaksConfig) serve(c echo.Context, next echo.HandlerFunc) error {
+	req := c.Request()
+	parent := req.Context()
+	span := trace.SpanFromContext(parent)
+	ctx, scope := transport.WithScope(parent)
+
+	if !cfg.DisableLabels {
+		route := c.Path()
+		sc := span.SpanContext()
+		var labels pprof.LabelSet
+		switch m := cfg.Goroutines; {
+		case m != nil:
+			id := m.begin(route, sc)
+			defer m.end(id)
+			reqID := strconv.FormatUint(id, 10)
+			if sc.IsValid() {
+				labels = pprof.Labels(LabelRoute, route, LabelMonitor, m.id, LabelRequest, reqID, LabelTraceID, sc.TraceID().String())
+			} else {
+				labels = pprof.Labels(LabelRoute, route, LabelMonitor, m.id, LabelRequest, reqID)
+			}
+		case sc.IsValid():
+			labels = pprof.Labels(LabelRoute, route, LabelTraceID, sc.TraceID().String())
+		default:
+			labels = pprof.Labels(LabelRoute, route)
+		}
+		ctx = pprof.WithLabels(ctx, labels)
+		pprof.SetGoroutineLabels(ctx)
+		// The goroutine goes back to serving the connection: restore
+		// whatever labels it had (none, unless the server set some).
+		defer pprof.SetGoroutineLabels(parent)
+	}
+	c.SetRequest(req.WithContext(ctx))
+
+	// Scope.End runs even if the handler panics: the bodies are leaked all
+	// the same, and a recover further out still answers.
+	defer func() {
+		leaks := scope.End()
+		if len(leaks) == 0 || !span.IsRecording() {
+			return
+		}
+		span.SetAttributes(attribute.Int(AttrLeaks, len(leaks)))
+		for _, l := range leaks {
+			span.AddEvent(transport.EventBodyLeaked, trace.WithTimestamp(l.At), trace.WithAttributes(transport.LeakAttributes(l)...))
+		}
+	}()
+	return next(c)
+}

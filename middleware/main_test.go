@@ -1,0 +1,149 @@
+package middleware_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.uber.org/goleak"
+
+	"github.com/telltale-go/telltale/transport"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// env is a real Echo server and a real telltale transport, both traced into
+// one span recorder.
+type env struct {
+	rec    *tracetest.SpanRecorder
+	tp     *sdktrace.TracerProvider
+	prop   propagation.TextMapPropagator
+	tr     *transport.Transport
+	client *http.Client
+	e      *echo.Echo
+	srv    *httptest.Server
+}
+
+func newEnv(t *testing.T, opts ...transport.Option) *env {
+	t.Helper()
+	v := &env{rec: tracetest.NewSpanRecorder(), prop: propagation.TraceContext{}}
+	v.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(v.rec))
+	t.Cleanup(func() { _ = v.tp.Shutdown(context.Background()) })
+	all := append([]transport.Option{
+		transport.WithTracerProvider(v.tp),
+		transport.WithPropagators(v.prop),
+		transport.WithLogger(slog.New(slog.DiscardHandler)),
+	}, opts...)
+	v.tr = transport.New(nil, all...)
+	t.Cleanup(func() { _ = v.tr.Close() })
+	v.client = &http.Client{Transport: v.tr}
+	v.e = echo.New()
+	v.e.HideBanner, v.e.HidePort = true, true
+	return v
+}
+
+// start serves the Echo instance; call it after the routes are set.
+func (v *env) start(t *testing.T) {
+	t.Helper()
+	v.srv = httptest.NewServer(v.e)
+	t.Cleanup(v.srv.Close)
+}
+
+// do sends a request to the Echo server with a plain client and returns the
+// status and the body.
+func (v *env) do(t *testing.T, method, path string, header http.Header) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, v.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := v.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// serverSpan waits until a server span named name has ended and returns it.
+func (v *env) serverSpan(t *testing.T, name string) sdktrace.ReadOnlySpan {
+	t.Helper()
+	return v.waitSpan(t, func(s sdktrace.ReadOnlySpan) bool {
+		return s.Name() == name && s.SpanKind().String() == "server"
+	}, "server span "+name)
+}
+
+func (v *env) waitSpan(t *testing.T, match func(sdktrace.ReadOnlySpan) bool, what string) sdktrace.ReadOnlySpan {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, s := range v.rec.Ended() {
+			if match(s) {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			var names []string
+			for _, s := range v.rec.Ended() {
+				names = append(names, s.Name()+"/"+s.SpanKind().String())
+			}
+			t.Fatalf("no %s ended within 5s; ended: %v", what, names)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func attr(s sdktrace.ReadOnlySpan, key string) (attribute.Value, bool) {
+	return attrOf(s.Attributes(), key)
+}
+
+func attrOf(attrs []attribute.KeyValue, key string) (attribute.Value, bool) {
+	for _, a := range attrs {
+		if string(a.Key) == key {
+			return a.Value, true
+		}
+	}
+	return attribute.Value{}, false
+}
+
+func mustAttr(t *testing.T, s sdktrace.ReadOnlySpan, key string) attribute.Value {
+	t.Helper()
+	v, ok := attr(s, key)
+	if !ok {
+		t.Fatalf("span %q has no attribute %s; has %v", s.Name(), key, s.Attributes())
+	}
+	return v
+}
+
+// blackHole is an upstream that accepts requests and never answers, until
+// the caller gives up.
+func blackHole(t *testing.T) *httptest.Server {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	return srv
+}

@@ -116,6 +116,10 @@ type Process struct {
 // Jaeger already listens on Jaeger's ports.
 var ErrPortsTaken = errors.New("jaeger: ports taken")
 
+// healthClient keeps no idle connection: health checks are rare, and a
+// pooled connection would outlive the caller (and upset goleak in tests).
+var healthClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // Healthy reports whether a Jaeger answers on [HealthURL].
 func Healthy(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -124,7 +128,7 @@ func Healthy(ctx context.Context) bool {
 	if err != nil {
 		return false
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := healthClient.Do(req)
 	if err != nil {
 		return false
 	}

@@ -7,7 +7,9 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,12 +19,14 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/telltale-go/telltale/transport"
 )
 
-// Event names telltale puts on spans; the report counts them.
+// The telltale events the report counts.
 const (
-	EventLeaked = "http.response.body.leaked"
-	EventSlow   = "http.upstream.slow"
+	EventLeaked = transport.EventBodyLeaked
+	EventSlow   = transport.EventUpstreamSlow
 )
 
 // NewProvider returns a tracer provider for service that exports over
@@ -32,7 +36,16 @@ const (
 func NewProvider(ctx context.Context, service, endpoint string) (*sdktrace.TracerProvider, *Recorder, error) {
 	var opts []otlptracehttp.Option
 	if endpoint != "" {
-		opts = append(opts, otlptracehttp.WithEndpointURL(endpoint))
+		// endpoint is a base URL, like OTEL_EXPORTER_OTLP_ENDPOINT: the
+		// signal's path is appended (WithEndpointURL would use it as is).
+		u, err := url.Parse(endpoint)
+		if err != nil || u.Host == "" {
+			return nil, nil, fmt.Errorf("telemetry: OTLP endpoint %q: want a URL like http://127.0.0.1:4318", endpoint)
+		}
+		opts = append(opts, otlptracehttp.WithEndpoint(u.Host), otlptracehttp.WithURLPath(strings.TrimSuffix(u.Path, "/")+"/v1/traces"))
+		if u.Scheme == "http" {
+			opts = append(opts, otlptracehttp.WithInsecure())
+		}
 	}
 	exp, err := otlptracehttp.New(ctx, opts...)
 	if err != nil {
@@ -72,7 +85,7 @@ type Snapshot struct {
 	// never ends is never exported: the gap is what Jaeger cannot show.
 	ClientStarted int64 `json:"client_started"`
 	ClientEnded   int64 `json:"client_ended"`
-	// Events counts telltale events by name.
+	// Events counts telltale events on client spans by name.
 	Events map[string]int64 `json:"events"`
 	// ErrorTypes counts ended client spans by their error.type attribute.
 	ErrorTypes map[string]int64 `json:"error_types"`
@@ -116,16 +129,20 @@ func (r *Recorder) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 	r.mu.Unlock()
 }
 
-// OnEnd counts ended client spans, their error types, and telltale events.
+// OnEnd counts ended client spans, their error types, and the telltale
+// events on them.
 func (r *Recorder) OnEnd(s sdktrace.ReadOnlySpan) {
+	if s.SpanKind() != trace.SpanKindClient {
+		// Only client spans: the middleware repeats leak events on the
+		// server span, which would count each leak twice.
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s.SpanKind() == trace.SpanKindClient {
-		r.ended++
-		for _, kv := range s.Attributes() {
-			if kv.Key == "error.type" {
-				r.errorTypes[kv.Value.Emit()]++
-			}
+	r.ended++
+	for _, kv := range s.Attributes() {
+		if kv.Key == "error.type" {
+			r.errorTypes[kv.Value.Emit()]++
 		}
 	}
 	for _, ev := range s.Events() {

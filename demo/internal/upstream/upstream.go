@@ -54,7 +54,7 @@ type Config struct {
 	// TrickleInterval is the pause between two [Trickle] chunks
 	// (default 100ms; with the default document the body takes about 3s).
 	TrickleInterval time.Duration
-	// HugeBytes is the approximate body size of [Huge] (default 8 MiB).
+	// HugeBytes is the approximate body size of [Huge] (default 4 MiB).
 	HugeBytes int
 	// Items is how many items a normal document holds (default 20).
 	Items int
@@ -71,7 +71,7 @@ func (c Config) withDefaults() Config {
 		c.TrickleInterval = 100 * time.Millisecond
 	}
 	if c.HugeBytes <= 0 {
-		c.HugeBytes = 8 << 20
+		c.HugeBytes = 4 << 20
 	}
 	if c.Items <= 0 {
 		c.Items = 20

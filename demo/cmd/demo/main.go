@@ -1,0 +1,230 @@
+// Command demo reproduces the incident of STORY.md and its fix, side by
+// side, and shows both in a real Jaeger.
+//
+// It builds (once) and starts Jaeger v2 on 127.0.0.1, starts two sets of
+// three upstream services and two gateways — the incident's naive code and
+// the same handlers guarded by telltale — drives the same load through
+// each scenario, prints a report, and leaves Jaeger running with the URLs to
+// open until Ctrl-C.
+//
+// Usage:
+//
+//	go run ./cmd/demo [-scenario all|name,name] [-rps 50] [-duration 5s | -requests N]
+//	                  [-settle 3s] [-otlp URL] [-exit] [-json FILE]
+//
+// With -otlp, or with OTEL_EXPORTER_OTLP_ENDPOINT set, traces go to that
+// collector and no Jaeger is started.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/telltale-go/telltale/demo/internal/jaeger"
+	"github.com/telltale-go/telltale/demo/internal/load"
+	"github.com/telltale-go/telltale/demo/internal/upstream"
+)
+
+func main() {
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == gatewayCommand {
+		err = runGateway(os.Args[2:])
+	} else {
+		err = run(os.Args[1:], os.Stdout)
+	}
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// options are the runner's flags.
+type options struct {
+	scenarios []scenario
+	load      loadOptions
+	otlp      string
+	exit      bool
+	jsonOut   string
+	logDir    string
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	names := fs.String("scenario", "all", "scenarios to run, comma-separated: all, or any of "+scenarioNames())
+	fs.Float64Var(&o.load.rps, "rps", 50, "requests per second sent to each gateway")
+	fs.IntVar(&o.load.requests, "requests", 0, "requests per gateway and scenario (overrides -duration)")
+	fs.DurationVar(&o.load.duration, "duration", 5*time.Second, "load duration per scenario")
+	fs.DurationVar(&o.load.settle, "settle", 3*time.Second, "wait after the load before measuring what is left")
+	fs.StringVar(&o.otlp, "otlp", "", "OTLP/HTTP endpoint URL to send traces to instead of the built-in Jaeger (default: $OTEL_EXPORTER_OTLP_ENDPOINT, else built-in Jaeger)")
+	fs.BoolVar(&o.exit, "exit", false, "stop everything after the report instead of leaving Jaeger running")
+	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
+	fs.StringVar(&o.logDir, "logs", filepath.Join(os.TempDir(), "telltale-demo"), "directory for the Jaeger and gateway logs")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if *names == "all" {
+		o.scenarios = scenarios
+	} else {
+		for _, n := range strings.Split(*names, ",") {
+			sc, ok := scenarioByName(strings.TrimSpace(n))
+			if !ok {
+				return o, fmt.Errorf("demo: unknown scenario %q (want all or %s)", n, scenarioNames())
+			}
+			o.scenarios = append(o.scenarios, sc)
+		}
+	}
+	if o.load.rps <= 0 {
+		return o, errors.New("demo: -rps must be positive")
+	}
+	return o, nil
+}
+
+func scenarioNames() string {
+	var n []string
+	for _, s := range scenarios {
+		n = append(n, s.name)
+	}
+	return strings.Join(n, ",")
+}
+
+func run(args []string, out io.Writer) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := os.MkdirAll(o.logDir, 0o755); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+
+	// Where traces go.
+	endpoint, queryURL := o.otlp, ""
+	var jg *jaeger.Process
+	switch {
+	case endpoint != "":
+	case os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "":
+		fmt.Fprintln(out, "» traces go to the collector of OTEL_EXPORTER_OTLP_*; no Jaeger started")
+	default:
+		endpoint, queryURL = jaeger.OTLPHTTP, jaeger.QueryURL
+		if jg, err = startJaeger(ctx, o.logDir, out); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		if jg != nil {
+			fmt.Fprintln(out, "» stopping Jaeger")
+			_ = jg.Stop()
+		}
+	}()
+
+	fmt.Fprintln(out, "» starting 2×3 upstreams and the two gateways on 127.0.0.1")
+	var gws []*gatewayProc
+	defer func() {
+		for _, g := range gws {
+			g.stop()
+			g.ups.close()
+		}
+	}()
+	for _, mode := range []string{"naive", "guarded"} {
+		ups, err := startUpstreams(upstream.Config{})
+		if err != nil {
+			return err
+		}
+		g, err := startGateway(ctx, mode, "gateway-"+mode, endpoint, filepath.Join(o.logDir, "gateway-"+mode+".log"), ups)
+		if err != nil {
+			ups.close()
+			return err
+		}
+		gws = append(gws, g)
+		fmt.Fprintf(out, "  %-8s %s  (upstreams %s, %s, %s)\n", mode, g.url, ups[0].URL(), ups[1].URL(), ups[2].URL())
+	}
+
+	client := load.NewClient()
+	defer client.CloseIdleConnections()
+	var results []scenarioResult
+	for i, sc := range o.scenarios {
+		fmt.Fprintf(out, "» scenario %d/%d %s: %s — %s\n", i+1, len(o.scenarios), sc.name, sc.about, describeLoad(o.load))
+		res, err := sc.run(ctx, client, gws, o.load, out)
+		if err != nil {
+			if ctx.Err() != nil {
+				fmt.Fprintln(out, "» interrupted")
+				return nil
+			}
+			return err
+		}
+		results = append(results, res)
+		for _, g := range res.Gateways {
+			fmt.Fprintf(out, "    %-8s p50 %-8s p99 %-8s errors %d/%d\n", g.Gateway, ms(g.Summary.P50), ms(g.Summary.P99), g.Summary.Errors, g.Summary.Requests)
+		}
+	}
+
+	fmt.Fprintln(out, "» flushing the gateways' traces")
+	for _, g := range gws {
+		if err := g.flush(ctx); err != nil {
+			fmt.Fprintln(out, "  ", err)
+		}
+	}
+	printReport(out, results, queryURL)
+	if o.jsonOut != "" {
+		if err := writeJSON(o.jsonOut, results); err != nil {
+			return err
+		}
+	}
+	if o.exit {
+		return nil
+	}
+	if queryURL != "" {
+		fmt.Fprintf(out, "\nJaeger keeps running with these traces. Press Ctrl-C to stop everything.\n")
+	} else {
+		fmt.Fprintf(out, "\nThe gateways keep running. Press Ctrl-C to stop everything.\n")
+	}
+	<-ctx.Done()
+	fmt.Fprintln(out, "\n» stopping the gateways (they flush their traces) and the upstreams")
+	return nil
+}
+
+// startJaeger reuses a Jaeger already healthy on the demo's ports, or
+// builds (once) and starts the one of demo/jaeger.
+func startJaeger(ctx context.Context, logDir string, out io.Writer) (*jaeger.Process, error) {
+	if jaeger.Healthy(ctx) {
+		fmt.Fprintf(out, "» a Jaeger already answers on %s: using it\n", jaeger.HealthURL)
+		return nil, nil
+	}
+	dir, err := jaeger.Dir()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(jaeger.Binary(dir)); err != nil {
+		fmt.Fprintf(out, "» building Jaeger v2 in %s (first time only: ~4 min, ~2 GB RAM; later builds take seconds)\n", dir)
+		if err := jaeger.Build(ctx, dir, out); err != nil {
+			return nil, err
+		}
+	}
+	log := filepath.Join(logDir, "jaeger.log")
+	fmt.Fprintf(out, "» starting Jaeger (log: %s)\n", log)
+	start := time.Now()
+	p, err := jaeger.Start(ctx, dir, log)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "  healthy after %s; OTLP %s, query %s\n", time.Since(start).Round(10*time.Millisecond), jaeger.OTLPHTTP, jaeger.QueryURL)
+	return p, nil
+}
+
+func describeLoad(lo loadOptions) string {
+	if lo.requests > 0 {
+		return fmt.Sprintf("%d requests at %g/s per gateway", lo.requests, lo.rps)
+	}
+	return fmt.Sprintf("%g requests/s for %s per gateway", lo.rps, lo.duration)
+}

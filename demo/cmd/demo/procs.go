@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/telltale-go/telltale/demo/internal/gateway"
+	"github.com/telltale-go/telltale/demo/internal/upstream"
+)
+
+// upstreamSet is the three upstreams one gateway calls. Each gateway has its
+// own, so that the connections one gateway leaks are counted against it
+// alone and do not disturb the other.
+type upstreamSet []*upstream.Server
+
+// upstreamNames are the services of a set; only the first is required.
+var upstreamNames = []string{"articles", "users", "ads"}
+
+func startUpstreams(cfg upstream.Config) (upstreamSet, error) {
+	var set upstreamSet
+	for _, name := range upstreamNames {
+		s, err := upstream.Start(name, cfg)
+		if err != nil {
+			set.close()
+			return nil, err
+		}
+		set = append(set, s)
+	}
+	return set, nil
+}
+
+func (set upstreamSet) describe() []gateway.Upstream {
+	out := make([]gateway.Upstream, len(set))
+	for i, s := range set {
+		out[i] = gateway.Upstream{Name: s.Name(), URL: s.URL(), Optional: i > 0}
+	}
+	return out
+}
+
+// setFaults switches the named upstreams to their fault, every other one to
+// healthy.
+func (set upstreamSet) setFaults(faults map[string]upstream.Fault) error {
+	for _, s := range set {
+		f, ok := faults[s.Name()]
+		if !ok {
+			f = upstream.Healthy
+		}
+		if err := s.SetFault(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (set upstreamSet) openConns() int64 {
+	var n int64
+	for _, s := range set {
+		n += s.OpenConns()
+	}
+	return n
+}
+
+func (set upstreamSet) close() {
+	for _, s := range set {
+		_ = s.Close()
+	}
+}
+
+// gatewayProc is a gateway running in a child process.
+type gatewayProc struct {
+	mode    string
+	service string
+	url     string
+	ups     upstreamSet
+	cmd     *exec.Cmd
+	stdin   io.Closer
+	done    chan struct{}
+	http    *http.Client
+	lastSeq int64
+}
+
+// startGateway runs this same executable as a gateway and waits until it
+// serves.
+func startGateway(ctx context.Context, mode, service, otlp, logFile string, ups upstreamSet) (*gatewayProc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	spec, err := json.Marshal(ups.describe())
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	log, err := os.Create(logFile)
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	defer log.Close()
+	cmd := exec.Command(self, gatewayCommand, "-mode", mode, "-service", service, "-otlp", otlp, "-upstreams", string(spec))
+	cmd.Stderr = log
+	// Its own process group: on Ctrl-C the runner stops the gateways itself,
+	// after flushing them.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("demo: start %s gateway: %w", mode, err)
+	}
+	g := &gatewayProc{mode: mode, service: service, ups: ups, cmd: cmd, stdin: stdin, done: make(chan struct{}), http: &http.Client{Timeout: 10 * time.Second}}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), listeningPrefix); ok {
+				addr <- u
+			}
+		}
+		close(addr)
+	}()
+	go func() {
+		_ = cmd.Wait()
+		close(g.done)
+	}()
+	select {
+	case u, ok := <-addr:
+		if !ok {
+			g.stop()
+			return nil, fmt.Errorf("demo: %s gateway exited before serving; see %s", mode, logFile)
+		}
+		g.url = u
+		return g, nil
+	case <-time.After(30 * time.Second):
+	case <-ctx.Done():
+	}
+	g.stop()
+	return nil, fmt.Errorf("demo: %s gateway did not start; see %s", mode, logFile)
+}
+
+// stats fetches the gateway's [gateway.Stats], findings newer than the last
+// call's included.
+func (g *gatewayProc) stats(ctx context.Context, gc bool) (gateway.Stats, error) {
+	q := url.Values{"since": {strconv.FormatInt(g.lastSeq, 10)}}
+	if gc {
+		q.Set("gc", "1")
+	}
+	var st gateway.Stats
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url+gateway.StatsPath+"?"+q.Encode(), nil)
+	if err != nil {
+		return st, fmt.Errorf("demo: %w", err)
+	}
+	resp, err := g.http.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("demo: stats of %s: %w", g.mode, err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("demo: stats of %s: %w", g.mode, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return st, nil
+}
+
+// flush makes the gateway export every ended span now.
+func (g *gatewayProc) flush(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url+gateway.FlushPath, nil)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	resp, err := g.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("demo: flush %s: %w", g.mode, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("demo: flush %s: %s", g.mode, resp.Status)
+	}
+	return nil
+}
+
+// stop asks the gateway to shut down (it flushes its traces), and kills it
+// if it has not within 10s.
+func (g *gatewayProc) stop() {
+	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	_ = g.stdin.Close()
+	select {
+	case <-g.done:
+	case <-time.After(10 * time.Second):
+		_ = g.cmd.Process.Kill()
+		<-g.done
+	}
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/telltale-go/telltale/demo/internal/jaeger"
+	"github.com/telltale-go/telltale/demo/internal/telemetry"
+	"github.com/telltale-go/telltale/transport"
+)
+
+func ms(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	}
+}
+
+func mib(b uint64) string { return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20)) }
+
+// printReport writes the comparison table, then what telltale reported in
+// the guarded gateway, then where to look in Jaeger.
+func printReport(out io.Writer, results []scenarioResult, queryURL string) {
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "REPORT — same load, same faults; each gateway has its own upstreams")
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tgateway\treqs\tok\tpartial\terrors\tp50\tp99\tmax\tgoroutines before→peak→after\tupstream conns peak→after\theap peak→after\tclient spans never ended\t")
+	for _, sc := range results {
+		for i, g := range sc.Gateways {
+			name := sc.Name
+			if i > 0 {
+				name = ""
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d→%d→%d\t%d→%d\t%s→%s\t%d\t\n",
+				name, g.Gateway, g.Summary.Requests, g.Summary.OK, g.Partial, g.Summary.Errors,
+				ms(g.Summary.P50), ms(g.Summary.P99), ms(g.Summary.Max),
+				g.GoroutinesBefore, g.GoroutinesPeak, g.GoroutinesAfter,
+				g.ConnsPeak, g.ConnsAfter, mib(g.HeapPeak), mib(g.HeapAfter), g.ClientSpansOpen)
+		}
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(out, "\n(ok counts 2xx answers, partial those of them missing an optional upstream; \"client spans never ended\"")
+	fmt.Fprintln(out, " is the gateway's running total of client spans that were started and never ended, so never exported.)")
+
+	fmt.Fprintln(out, "\nWHAT TELLTALE REPORTED in gateway-guarded (events and error types on its client spans):")
+	for _, sc := range results {
+		for _, g := range sc.Gateways {
+			if g.Gateway != "guarded" {
+				continue
+			}
+			lines := telltaleLines(g, queryURL)
+			if len(lines) == 0 {
+				fmt.Fprintf(out, "  %-9s nothing to report\n", sc.Name)
+			}
+			for i, l := range lines {
+				name := sc.Name
+				if i > 0 {
+					name = ""
+				}
+				fmt.Fprintf(out, "  %-9s %s\n", name, l)
+			}
+		}
+	}
+
+	fmt.Fprintln(out, "\nWHAT PLAIN OTELHTTP SHOWS in gateway-naive (its client spans that ended), and what users got:")
+	for _, sc := range results {
+		for _, g := range sc.Gateways {
+			if g.Gateway != "naive" {
+				continue
+			}
+			et := countList(g.ErrorTypes)
+			if et == "" {
+				et = "none"
+			}
+			fmt.Fprintf(out, "  %-9s client span errors: %s; answers: %s\n", sc.Name, et, countList(g.Answers))
+		}
+	}
+
+	if queryURL == "" {
+		fmt.Fprintln(out, "\nTraces went to your own collector, under services gateway-naive and gateway-guarded.")
+		return
+	}
+	fmt.Fprintln(out, "\nJAEGER (query API; the same ids open in the official UI, see README):")
+	fmt.Fprintf(out, "  %s\n  %s\n", jaeger.TracesURL(queryURL, "gateway-naive"), jaeger.TracesURL(queryURL, "gateway-guarded"))
+	for _, sc := range results {
+		for _, g := range sc.Gateways {
+			if len(g.TraceIDs) == 0 {
+				continue
+			}
+			fmt.Fprintf(out, "  %-9s %-8s %s/api/traces/%s\n", sc.Name, g.Gateway, queryURL, g.TraceIDs[len(g.TraceIDs)/2])
+		}
+	}
+}
+
+// telltaleLines summarises a guarded gateway's findings in one scenario.
+func telltaleLines(g gatewayResult, queryURL string) []string {
+	var lines []string
+	if n := g.Events[telemetry.EventLeaked]; n > 0 {
+		sites := map[string]int{}
+		var example telemetry.Finding
+		for _, f := range g.Findings {
+			if f.Event != telemetry.EventLeaked {
+				continue
+			}
+			site := fmt.Sprintf("%s:%s (%s, %s)", shortPath(f.Attrs[transport.AttrCodeFile]), f.Attrs[transport.AttrCodeLine], f.Attrs[transport.AttrLeakReason], shortFunc(f.Attrs[transport.AttrCodeFunction]))
+			sites[site]++
+			if example.TraceID == "" {
+				example = f
+			}
+		}
+		lines = append(lines, fmt.Sprintf("%d × %s at %s", n, telemetry.EventLeaked, strings.Join(slices.Sorted(maps.Keys(sites)), "; ")))
+		lines = append(lines, "  e.g. trace "+traceRef(example.TraceID, queryURL))
+	}
+	if n := g.Events[telemetry.EventSlow]; n > 0 {
+		kinds := map[string]int{}
+		var example telemetry.Finding
+		for _, f := range g.Findings {
+			if f.Event != telemetry.EventSlow {
+				continue
+			}
+			kinds[fmt.Sprintf("%s > %sms", f.Attrs[transport.AttrSlowKind], f.Attrs[transport.AttrSlowThreshold])]++
+			if example.TraceID == "" {
+				example = f
+			}
+		}
+		lines = append(lines, fmt.Sprintf("%d × %s (%s)", n, telemetry.EventSlow, strings.Join(slices.Sorted(maps.Keys(kinds)), ", ")))
+		lines = append(lines, "  e.g. trace "+traceRef(example.TraceID, queryURL))
+	}
+	if et := countList(g.ErrorTypes); et != "" {
+		lines = append(lines, "client span errors: "+et)
+	}
+	return lines
+}
+
+func traceRef(id, queryURL string) string {
+	if queryURL == "" {
+		return id
+	}
+	return id + "  " + queryURL + "/api/traces/" + id
+}
+
+func countList[V int | int64](m map[string]V) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// shortFunc drops the import path of a function name.
+func shortFunc(f string) string {
+	if i := strings.LastIndex(f, "/"); i >= 0 {
+		return f[i+1:]
+	}
+	return f
+}
+
+// shortPath keeps the path from the demo module down, which is what a
+// reader finds in the repository.
+func shortPath(p string) string {
+	if i := strings.Index(p, "/demo/"); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+func writeJSON(path string, results []scenarioResult) error {
+	b, err := json.MarshalIndent(results, "", "  ")
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/telltale-go/telltale/demo/internal/gateway"
+	"github.com/telltale-go/telltale/demo/internal/load"
+	"github.com/telltale-go/telltale/demo/internal/telemetry"
+	"github.com/telltale-go/telltale/demo/internal/upstream"
+)
+
+// scenario is one situation both gateways are put through.
+type scenario struct {
+	name   string
+	about  string
+	path   string
+	faults map[string]upstream.Fault
+}
+
+var scenarios = []scenario{
+	{"healthy", "every upstream healthy", gateway.FeedPath, nil},
+	{"slow", "ads answers after 400ms", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.Slow}},
+	{"leak", "GET /api/count, whose handler never closes the body", gateway.CountPath, nil},
+	{"dead", "users is down: connection refused", gateway.FeedPath, map[string]upstream.Fault{"users": upstream.Dead}},
+	{"blackhole", "ads accepts connections and never answers", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.BlackHole}},
+	{"trickle", "ads sends its body 16 bytes every 100ms", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.Trickle}},
+	{"huge", "ads answers with a 4 MiB body", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.Huge}},
+}
+
+func scenarioByName(name string) (scenario, bool) {
+	for _, s := range scenarios {
+		if s.name == name {
+			return s, true
+		}
+	}
+	return scenario{}, false
+}
+
+// gatewayResult is what one gateway did in one scenario.
+type gatewayResult struct {
+	Gateway string       `json:"gateway"`
+	Service string       `json:"service"`
+	Summary load.Summary `json:"summary"`
+	// Partial counts 200 answers that left an optional upstream out.
+	Partial int `json:"partial"`
+	// Goroutines and open connections to its upstreams: before the load,
+	// at the peak during it, and after it (once the settle time passed).
+	GoroutinesBefore int    `json:"goroutines_before"`
+	GoroutinesPeak   int    `json:"goroutines_peak"`
+	GoroutinesAfter  int    `json:"goroutines_after"`
+	ConnsPeak        int64  `json:"conns_peak"`
+	ConnsAfter       int64  `json:"conns_after"`
+	HeapPeak         uint64 `json:"heap_peak"`
+	HeapAfter        uint64 `json:"heap_after"`
+	// ClientSpansOpen counts the client spans the gateway started since it
+	// began that had not ended when the scenario was over: spans that are
+	// not exported, so Jaeger cannot show them.
+	ClientSpansOpen int64               `json:"client_spans_open"`
+	ErrorTypes      map[string]int64    `json:"error_types"`
+	Events          map[string]int64    `json:"events"`
+	Findings        []telemetry.Finding `json:"findings,omitempty"`
+	// TraceIDs are the trace ids of the scenario's requests, in order.
+	TraceIDs []string `json:"trace_ids"`
+	// Answers counts the answers by HTTP status ("no answer" when none came).
+	Answers map[string]int `json:"answers"`
+	// Errors are a few distinct client-side errors, for the reader.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// scenarioResult is one scenario's outcome for both gateways.
+type scenarioResult struct {
+	Name     string          `json:"name"`
+	About    string          `json:"about"`
+	Gateways []gatewayResult `json:"gateways"`
+}
+
+// loadOptions are the -rps, -requests, -duration and -settle flags.
+type loadOptions struct {
+	rps      float64
+	requests int
+	duration time.Duration
+	settle   time.Duration
+}
+
+// run puts every gateway through sc at the same time, each against its own
+// upstreams.
+func (sc scenario) run(ctx context.Context, client *http.Client, gws []*gatewayProc, lo loadOptions, progress io.Writer) (scenarioResult, error) {
+	res := scenarioResult{Name: sc.name, About: sc.about, Gateways: make([]gatewayResult, len(gws))}
+	for _, g := range gws {
+		if err := g.ups.setFaults(sc.faults); err != nil {
+			return res, err
+		}
+	}
+	defer func() {
+		for _, g := range gws {
+			_ = g.ups.setFaults(nil)
+		}
+	}()
+
+	before := make([]gateway.Stats, len(gws))
+	for i, g := range gws {
+		st, err := g.stats(ctx, true)
+		if err != nil {
+			return res, err
+		}
+		before[i] = st
+		g.lastSeq = st.Spans.LastSeq
+		res.Gateways[i] = gatewayResult{Gateway: g.mode, Service: g.service, GoroutinesBefore: st.Goroutines}
+	}
+
+	// Sample goroutines, heap and connections while the load runs.
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	var sampling sync.WaitGroup
+	var mu sync.Mutex
+	sampling.Go(func() {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for i, g := range gws {
+				conns := g.ups.openConns()
+				st, err := g.stats(sampleCtx, false)
+				mu.Lock()
+				r := &res.Gateways[i]
+				r.ConnsPeak = max(r.ConnsPeak, conns)
+				if err == nil {
+					r.GoroutinesPeak = max(r.GoroutinesPeak, st.Goroutines)
+					r.HeapPeak = max(r.HeapPeak, st.HeapInuse)
+				}
+				mu.Unlock()
+			}
+			select {
+			case <-sampleCtx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+
+	start := time.Now()
+	results := make([][]load.Result, len(gws))
+	var driving sync.WaitGroup
+	for i, g := range gws {
+		driving.Go(func() {
+			results[i] = load.Run(ctx, client, load.Config{
+				URL:      g.url + sc.path,
+				RPS:      lo.rps,
+				Requests: lo.requests,
+				Duration: lo.duration,
+				Header:   []string{gateway.TraceIDHeader, gateway.MissingHeader},
+			})
+		})
+	}
+	driving.Wait()
+	fmt.Fprintf(progress, "    load sent and answered in %s; settling %s\n", time.Since(start).Round(100*time.Millisecond), lo.settle)
+	select {
+	case <-ctx.Done():
+	case <-time.After(lo.settle):
+	}
+	stopSampling()
+	sampling.Wait()
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+
+	for i, g := range gws {
+		r := &res.Gateways[i]
+		r.Summary = load.Summarize(results[i])
+		seen := map[string]bool{}
+		r.Answers = map[string]int{}
+		for _, lr := range results[i] {
+			if lr.Status == 0 {
+				r.Answers["no answer"]++
+			} else {
+				r.Answers[strconv.Itoa(lr.Status)]++
+			}
+			if lr.Header[gateway.MissingHeader] != "" && lr.Status == http.StatusOK {
+				r.Partial++
+			}
+			if id := lr.Header[gateway.TraceIDHeader]; id != "" {
+				r.TraceIDs = append(r.TraceIDs, id)
+			}
+			if lr.Err != "" && !seen[lr.Err] && len(r.Errors) < 3 {
+				seen[lr.Err] = true
+				r.Errors = append(r.Errors, lr.Err)
+			}
+		}
+		r.ConnsAfter = g.ups.openConns()
+		st, err := g.stats(ctx, true)
+		if err != nil {
+			return res, err
+		}
+		r.GoroutinesAfter = st.Goroutines
+		r.HeapAfter = st.HeapInuse
+		r.ConnsPeak = max(r.ConnsPeak, r.ConnsAfter)
+		r.GoroutinesPeak = max(r.GoroutinesPeak, r.GoroutinesAfter, r.GoroutinesBefore)
+		b := before[i].Spans
+		r.ClientSpansOpen = st.Spans.ClientStarted - st.Spans.ClientEnded
+		r.ErrorTypes = diff(st.Spans.ErrorTypes, b.ErrorTypes)
+		r.Events = diff(st.Spans.Events, b.Events)
+		r.Findings = st.Spans.Findings
+		g.lastSeq = st.Spans.LastSeq
+	}
+	return res, nil
+}
+
+func diff(now, before map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range now {
+		if d := v - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}

@@ -1,0 +1,184 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/goleak"
+
+	"github.com/telltale-go/telltale/demo/internal/gateway"
+	"github.com/telltale-go/telltale/demo/internal/upstream"
+	"github.com/telltale-go/telltale/transport"
+)
+
+// No goleak.VerifyTestMain: the naive gateway's leak is the point of its
+// test, and leaves a connection's goroutines behind for good. The guarded
+// tests check for leaks one by one.
+
+// setup starts three real upstreams and the gateway built by mk.
+func setup(t *testing.T, mk func(gateway.Config) (http.Handler, func() error)) (*httptest.Server, []*upstream.Server, *tracetest.SpanRecorder) {
+	t.Helper()
+	var ups []*upstream.Server
+	var spec []gateway.Upstream
+	for i, name := range []string{"articles", "users", "ads"} {
+		s, err := upstream.Start(name, upstream.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		ups = append(ups, s)
+		spec = append(spec, gateway.Upstream{Name: name, URL: s.URL(), Optional: i > 0})
+	}
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	h, closeFn := mk(gateway.Config{Upstreams: spec, TracerProvider: tp})
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		_ = closeFn()
+	})
+	return srv, ups, rec
+}
+
+func guarded(cfg gateway.Config) (http.Handler, func() error) {
+	return gateway.NewGuarded(cfg, slog.New(slog.DiscardHandler))
+}
+
+func naive(cfg gateway.Config) (http.Handler, func() error) {
+	return gateway.NewNaive(cfg), func() error {
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+		return nil
+	}
+}
+
+func call(t *testing.T, url string) (int, http.Header, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, body
+}
+
+func TestGuardedPartialFeedWhenAnOptionalUpstreamIsDead(t *testing.T) {
+	verifyNoLeaks(t)
+	srv, ups, _ := setup(t, guarded)
+	defer http.DefaultClient.CloseIdleConnections()
+	if err := ups[1].SetFault(upstream.Dead); err != nil {
+		t.Fatal(err)
+	}
+	status, h, body := call(t, srv.URL+gateway.FeedPath)
+	var feed gateway.Feed
+	if err := json.Unmarshal(body, &feed); err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusOK || h.Get(gateway.MissingHeader) != "users" || len(feed.Parts["articles"]) == 0 || len(feed.Parts["ads"]) == 0 {
+		t.Errorf("status %d, missing %q, feed %s", status, h.Get(gateway.MissingHeader), body)
+	}
+	if h.Get(gateway.TraceIDHeader) == "" {
+		t.Error("no trace id header")
+	}
+}
+
+func TestGuardedFailsWhenTheRequiredUpstreamIsDead(t *testing.T) {
+	verifyNoLeaks(t)
+	srv, ups, _ := setup(t, guarded)
+	defer http.DefaultClient.CloseIdleConnections()
+	if err := ups[0].SetFault(upstream.Dead); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, body := call(t, srv.URL+gateway.FeedPath); status != http.StatusBadGateway {
+		t.Errorf("status %d (%s), want 502", status, body)
+	}
+}
+
+func TestGuardedReportsTheLeakingLine(t *testing.T) {
+	verifyNoLeaks(t)
+	srv, _, rec := setup(t, guarded)
+	defer http.DefaultClient.CloseIdleConnections()
+	if status, _, body := call(t, srv.URL+gateway.CountPath); status != http.StatusOK {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	line := leakLine(t)
+	for _, s := range rec.Ended() {
+		if s.SpanKind() != trace.SpanKindClient {
+			continue
+		}
+		for _, ev := range s.Events() {
+			if ev.Name != transport.EventBodyLeaked {
+				continue
+			}
+			attrs := map[string]string{}
+			for _, kv := range ev.Attributes {
+				attrs[string(kv.Key)] = kv.Value.Emit()
+			}
+			if !strings.HasSuffix(attrs[transport.AttrCodeFile], "internal/gateway/guarded.go") || attrs[transport.AttrCodeLine] != strconv.Itoa(line) {
+				t.Errorf("leak at %s:%s, want guarded.go:%d", attrs[transport.AttrCodeFile], attrs[transport.AttrCodeLine], line)
+			}
+			return
+		}
+	}
+	t.Errorf("no %s event on a client span", transport.EventBodyLeaked)
+}
+
+func TestNaiveLeakLeavesItsClientSpanOpen(t *testing.T) {
+	srv, _, rec := setup(t, naive)
+	defer http.DefaultClient.CloseIdleConnections()
+	if status, _, body := call(t, srv.URL+gateway.CountPath); status != http.StatusOK {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	started := 0
+	for _, s := range rec.Started() {
+		if s.SpanKind() == trace.SpanKindClient {
+			started++
+		}
+	}
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindClient {
+			t.Errorf("client span %q ended; plain otelhttp cannot end a span whose body is never closed", s.Name())
+		}
+	}
+	if started != 1 {
+		t.Errorf("%d client spans started, want 1", started)
+	}
+}
+
+// verifyNoLeaks checks, after every other cleanup of t, that t left no
+// goroutine behind.
+func verifyNoLeaks(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		goleak.VerifyNone(t, before)
+	})
+}
+
+func leakLine(t *testing.T) int {
+	t.Helper()
+	src, err := os.ReadFile("guarded.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range strings.Split(string(src), "\n") {
+		if strings.Contains(l, "// LEAK:") {
+			return i + 1
+		}
+	}
+	t.Fatal("no // LEAK: line in guarded.go")
+	return 0
+}

@@ -1,12 +1,12 @@
 # telltale: the two commands a new user needs are `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo test test-deps vet unit e2e bench
+.PHONY: demo test test-deps vet unit e2e soak bench
 
 demo: ## build and start Jaeger, the upstreams and both gateways; run the scenarios; print the report
 	$(MAKE) -C demo run
 
-test: test-deps vet unit e2e ## everything CI runs
+test: test-deps vet unit e2e soak ## everything CI runs
 
 test-deps: ## Chromium for the inspector page test (Debian package)
 	./scripts/test-deps.sh
@@ -22,6 +22,9 @@ unit: ## race tests of the library and the demo, fuzz seed corpora included
 
 e2e: ## the demo against a real Jaeger (builds Jaeger on first use: ~4 min cold)
 	$(MAKE) -C demo e2e
+
+soak: ## 30 s of load on the guarded gateway: goroutines, connections and heap stay flat, each leak reported once
+	$(MAKE) -C demo soak
 
 bench: ## side-by-side benchmarks summarised with benchstat (see README)
 	./scripts/bench.sh

@@ -200,7 +200,7 @@ func (cfg *DeadlineConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 		if span.IsRecording() {
 			span.SetAttributes(attribute.Bool(AttrClientGone, true))
 		}
-		return echo.NewHTTPError(cfg.ClientClosedStatusCode, "client closed request").WithInternal(err)
+		return echo.NewHTTPError(cfg.ClientClosedStatusCode, "client closed request").WithInternal(internal(err))
 	case overrun >= 0 || errors.Is(err, context.DeadlineExceeded):
 		var he *echo.HTTPError
 		if errors.As(err, &he) && he.Code < http.StatusInternalServerError && !errors.Is(err, context.DeadlineExceeded) {
@@ -213,7 +213,18 @@ func (cfg *DeadlineConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 		return echo.NewHTTPError(cfg.StatusCode, deadlineMessage{
 			Message:   "request deadline of " + budget.Round(time.Millisecond).String() + " exceeded",
 			TimeoutMS: budget.Milliseconds(),
-		}).WithInternal(err)
+		}).WithInternal(internal(err))
+	}
+	return err
+}
+
+// internal wraps the handler's error so that it can be the internal error of
+// the middleware's *echo.HTTPError: Echo's DefaultHTTPErrorHandler answers
+// with an internal *echo.HTTPError instead of the outer one, so it must not
+// be one. errors.Is and errors.As still see through it.
+func internal(err error) error {
+	if _, ok := err.(*echo.HTTPError); ok {
+		return fmt.Errorf("middleware: %w", err)
 	}
 	return err
 }

@@ -1,0 +1,413 @@
+package middleware_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	ttmw "github.com/telltale-go/telltale/middleware"
+	"github.com/telltale-go/telltale/transport"
+)
+
+// The incident's step 4: an upstream that never answers must not hold the
+// request. The handler passes its request context to the outbound call, the
+// deadline cancels it, and the client gets a 504 with a JSON error within the
+// deadline plus a small margin.
+func TestDeadlineAnswers504WhileUpstreamBlackHoles(t *testing.T) {
+	v := newEnv(t)
+	upstream := blackHole(t)
+	const timeout = 200 * time.Millisecond
+	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
+	v.e.Use(ttmw.Deadline(timeout))
+	v.e.GET("/feed", func(c echo.Context) error {
+		req, err := http.NewRequestWithContext(c.Request().Context(), http.MethodGet, upstream.URL+"/slow", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := v.client.Do(req)
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadGateway, "upstream failed").WithInternal(err)
+		}
+		defer resp.Body.Close()
+		return c.NoContent(http.StatusOK)
+	})
+	v.start(t)
+
+	start := time.Now()
+	code, body := v.do(t, http.MethodGet, "/feed", nil)
+	elapsed := time.Since(start)
+	if code != http.StatusGatewayTimeout {
+		t.Fatalf("status = %d %q, want 504", code, body)
+	}
+	if elapsed < timeout || elapsed > timeout+250*time.Millisecond {
+		t.Errorf("answered after %s, want within [%s, %s]", elapsed, timeout, timeout+250*time.Millisecond)
+	}
+	var msg struct {
+		Message   string `json:"message"`
+		TimeoutMS int64  `json:"timeout_ms"`
+	}
+	if err := json.Unmarshal([]byte(body), &msg); err != nil {
+		t.Fatalf("body %q is not JSON: %v", body, err)
+	}
+	if msg.TimeoutMS != 200 || !strings.Contains(msg.Message, "deadline of 200ms exceeded") {
+		t.Errorf("body = %+v", msg)
+	}
+
+	s := v.serverSpan(t, "GET /feed")
+	if !mustAttr(t, s, ttmw.AttrDeadlineHit).AsBool() {
+		t.Error("server span not marked telltale.deadline.exceeded")
+	}
+	if got := mustAttr(t, s, "error.type").AsString(); got != string(transport.KindDeadlineExceeded) {
+		t.Errorf("error.type = %q, want deadline_exceeded", got)
+	}
+	if got := mustAttr(t, s, ttmw.AttrDeadlineSource).AsString(); got != string(ttmw.SourceDefault) {
+		t.Errorf("source = %q", got)
+	}
+	client := v.waitSpan(t, func(s sdktrace.ReadOnlySpan) bool { return s.SpanKind().String() == "client" }, "client span")
+	if got := mustAttr(t, client, "error.type").AsString(); got != string(transport.KindDeadlineExceeded) {
+		t.Errorf("client span error.type = %q", got)
+	}
+	if client.Parent().SpanID() != s.SpanContext().SpanID() {
+		t.Error("client span is not a child of the server span")
+	}
+}
+
+// deadlineProbe serves /probe and reports the budget the handler saw.
+func deadlineProbe(t *testing.T, cfg ttmw.DeadlineConfig) (*env, func(header string) (time.Duration, bool), chan time.Duration) {
+	t.Helper()
+	v := newEnv(t)
+	budget := make(chan time.Duration, 1)
+	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
+	v.e.Use(ttmw.DeadlineWithConfig(cfg))
+	probe := func(c echo.Context) error {
+		d, ok := c.Request().Context().Deadline()
+		if !ok {
+			budget <- -1
+		} else {
+			budget <- time.Until(d)
+		}
+		return c.NoContent(http.StatusNoContent)
+	}
+	v.e.GET("/probe", probe)
+	v.e.GET("/slow/:id", probe)
+	v.start(t)
+	return v, func(header string) (time.Duration, bool) {
+		t.Helper()
+		h := http.Header{}
+		if header != "" {
+			h.Set(transport.TimeoutHeader, header)
+		}
+		v.do(t, http.MethodGet, "/probe", h)
+		d := <-budget
+		return d, d >= 0
+	}, budget
+}
+
+// near reports whether got is d, give or take what the request itself took.
+func near(got, d time.Duration) bool { return got <= d && got > d-100*time.Millisecond }
+
+// The caller's budget is honoured only when trusted, clamped to MaxTimeout;
+// malformed values, negative ones included, are ignored and recorded.
+func TestDeadlineTimeoutHeader(t *testing.T) {
+	cases := []struct {
+		name, header string
+		trust        bool
+		want         time.Duration
+		source       ttmw.DeadlineSource
+		clamped      bool
+		invalid      bool
+	}{
+		{"no header", "", true, 2 * time.Second, ttmw.SourceDefault, false, false},
+		{"shorter", "300", true, 300 * time.Millisecond, ttmw.SourceHeader, false, false},
+		{"longer, up to max", "4000", true, 4 * time.Second, ttmw.SourceHeader, false, false},
+		{"clamped", "600000", true, 5 * time.Second, ttmw.SourceHeader, true, false},
+		{"max digits", "9999999999", true, 5 * time.Second, ttmw.SourceHeader, true, false},
+		{"not trusted", "300", false, 2 * time.Second, ttmw.SourceDefault, false, false},
+		{"negative", "-300", true, 2 * time.Second, ttmw.SourceDefault, false, true},
+		{"unit", "300ms", true, 2 * time.Second, ttmw.SourceDefault, false, true},
+		{"fraction", "1.5", true, 2 * time.Second, ttmw.SourceDefault, false, true},
+		{"inner space", "3 00", true, 2 * time.Second, ttmw.SourceDefault, false, true},
+		{"too long", "00000000001", true, 2 * time.Second, ttmw.SourceDefault, false, true},
+		{"garbage", "<script>", true, 2 * time.Second, ttmw.SourceDefault, false, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, probe, _ := deadlineProbe(t, ttmw.DeadlineConfig{Timeout: 2 * time.Second, MaxTimeout: 5 * time.Second, TrustHeader: tc.trust})
+			got, ok := probe(tc.header)
+			if !ok || !near(got, tc.want) {
+				t.Errorf("budget = %s (deadline %v), want about %s", got, ok, tc.want)
+			}
+			s := v.serverSpan(t, "GET /probe")
+			if src := mustAttr(t, s, ttmw.AttrDeadlineSource).AsString(); src != string(tc.source) {
+				t.Errorf("source = %q, want %q", src, tc.source)
+			}
+			if got := mustAttr(t, s, ttmw.AttrDeadlineTimeout).AsFloat64(); got != float64(tc.want.Milliseconds()) {
+				t.Errorf("timeout_ms = %v, want %d", got, tc.want.Milliseconds())
+			}
+			if c, _ := attr(s, ttmw.AttrDeadlineClamped); c.AsBool() != tc.clamped {
+				t.Errorf("clamped = %v, want %v", c.AsBool(), tc.clamped)
+			}
+			var invalid []string
+			for _, ev := range s.Events() {
+				if ev.Name == ttmw.EventTimeoutHeaderInvalid {
+					why, _ := attrOf(ev.Attributes, ttmw.AttrTimeoutHeaderError)
+					invalid = append(invalid, why.AsString())
+				}
+			}
+			if (len(invalid) == 1) != tc.invalid {
+				t.Errorf("invalid-header events %q, want one: %v", invalid, tc.invalid)
+			}
+			if tc.invalid && !strings.Contains(invalid[0], "malformed") {
+				t.Errorf("event says %q", invalid[0])
+			}
+		})
+	}
+}
+
+// Without MaxTimeout the header can shorten the configured timeout but not
+// lengthen it; per-route timeouts and TimeoutFunc choose the local one.
+func TestDeadlineRoutesFuncAndDefaultClamp(t *testing.T) {
+	v, probe, budget := deadlineProbe(t, ttmw.DeadlineConfig{
+		Timeout:     time.Second,
+		Routes:      map[string]time.Duration{"/slow/:id": 3 * time.Second},
+		TrustHeader: true,
+		TimeoutFunc: func(c echo.Context) time.Duration {
+			if c.QueryParam("budget") == "tiny" {
+				return 50 * time.Millisecond
+			}
+			return 0
+		},
+	})
+	if got, _ := probe("30000"); !near(got, time.Second) {
+		t.Errorf("header 30s without MaxTimeout: budget %s, want 1s", got)
+	}
+	if got, _ := probe("400"); !near(got, 400*time.Millisecond) {
+		t.Errorf("header 400ms: budget %s", got)
+	}
+	// The route's own timeout, and the func's.
+	v.do(t, http.MethodGet, "/slow/1", nil)
+	if got := <-budget; !near(got, 3*time.Second) {
+		t.Errorf("route: budget %s", got)
+	}
+	v.do(t, http.MethodGet, "/probe?budget=tiny", nil)
+	if got := <-budget; !near(got, 50*time.Millisecond) {
+		t.Errorf("func: budget %s", got)
+	}
+	var got []string
+	for _, s := range v.rec.Ended() {
+		src, _ := attr(s, ttmw.AttrDeadlineSource)
+		ms, _ := attr(s, ttmw.AttrDeadlineTimeout)
+		got = append(got, fmt.Sprintf("%s %s %v", s.Name(), src.AsString(), ms.AsFloat64()))
+	}
+	want := []string{
+		"GET /probe header 1000", // the header asked 30s: clamped to the configured 1s
+		"GET /probe header 400",
+		"GET /slow/:id route 3000",
+		"GET /probe func 50",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("deadlines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A handler that ignores its context runs to its end; the span says by how
+// much it overran, and a handler that still answered keeps its answer.
+func TestDeadlineRecordsOverrun(t *testing.T) {
+	v := newEnv(t)
+	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
+	v.e.Use(ttmw.Deadline(50 * time.Millisecond))
+	v.e.GET("/stubborn", func(c echo.Context) error {
+		time.Sleep(150 * time.Millisecond) // ignores its context
+		return c.String(http.StatusOK, "late but fine")
+	})
+	v.start(t)
+	if code, body := v.do(t, http.MethodGet, "/stubborn", nil); code != http.StatusOK || body != "late but fine" {
+		t.Fatalf("got %d %q", code, body)
+	}
+	s := v.serverSpan(t, "GET /stubborn")
+	if got := mustAttr(t, s, ttmw.AttrDeadlineOverrun).AsFloat64(); got < 90 || got > 1000 {
+		t.Errorf("overrun = %vms, want about 100ms", got)
+	}
+	if _, ok := attr(s, ttmw.AttrDeadlineHit); ok {
+		t.Error("a handler that answered was marked as answered by the deadline")
+	}
+}
+
+// A client that goes away is not the server's failure: 499, no error on the
+// span, no deadline mark.
+func TestDeadlineClientGoneIs499NotError(t *testing.T) {
+	v := newEnv(t)
+	var handled atomic.Int32
+	v.e.HTTPErrorHandler = func(err error, c echo.Context) {
+		handled.Add(1)
+		v.e.DefaultHTTPErrorHandler(err, c)
+	}
+	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
+	v.e.Use(ttmw.Deadline(5 * time.Second))
+	entered := make(chan struct{})
+	v.e.GET("/wait", func(c echo.Context) error {
+		close(entered)
+		<-c.Request().Context().Done()
+		return c.Request().Context().Err()
+	})
+	v.start(t)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, v.srv.URL+"/wait", nil)
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := v.srv.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-entered
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("client error = %v", err)
+	}
+	s := v.serverSpan(t, "GET /wait")
+	if got := mustAttr(t, s, "http.response.status_code").AsInt64(); got != ttmw.StatusClientClosedRequest {
+		t.Errorf("status = %d, want 499", got)
+	}
+	if s.Status().Code == codes.Error {
+		t.Errorf("span status %v: a client going away is not a server error", s.Status())
+	}
+	if !mustAttr(t, s, ttmw.AttrClientGone).AsBool() {
+		t.Error("no telltale.client_gone")
+	}
+	if _, ok := attr(s, ttmw.AttrDeadlineHit); ok {
+		t.Error("client gone marked as deadline")
+	}
+}
+
+// A handler that already answered, then fails because of the deadline, keeps
+// its answer: nothing is written twice.
+func TestDeadlineNeverWritesCommittedResponseTwice(t *testing.T) {
+	v := newEnv(t)
+	var sawCommitted atomic.Bool
+	v.e.HTTPErrorHandler = func(err error, c echo.Context) {
+		sawCommitted.Store(c.Response().Committed)
+		v.e.DefaultHTTPErrorHandler(err, c)
+	}
+	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
+	v.e.Use(ttmw.Deadline(50 * time.Millisecond))
+	v.e.GET("/partial", func(c echo.Context) error {
+		c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextPlain)
+		c.Response().WriteHeader(http.StatusOK)
+		_, _ = c.Response().Write([]byte("partial answer"))
+		c.Response().Flush()
+		<-c.Request().Context().Done()
+		return c.Request().Context().Err()
+	})
+	v.start(t)
+
+	code, body := v.do(t, http.MethodGet, "/partial", nil)
+	if code != http.StatusOK || body != "partial answer" {
+		t.Fatalf("got %d %q, want the committed 200 unchanged", code, body)
+	}
+	s := v.serverSpan(t, "GET /partial")
+	if got := mustAttr(t, s, "http.response.status_code").AsInt64(); got != 200 {
+		t.Errorf("span status code = %d", got)
+	}
+	if !sawCommitted.Load() {
+		t.Error("the error handler did not see the response as committed")
+	}
+	if _, ok := attr(s, ttmw.AttrDeadlineHit); ok {
+		t.Error("a committed response was marked as answered by the deadline")
+	}
+}
+
+// The context is a real deadline context: Done closes at the deadline, with
+// DeadlineExceeded, children see it, and it ends with the request.
+func TestDeadlineContextBehavesLikeTheStandardOne(t *testing.T) {
+	v := newEnv(t)
+	v.e.Use(ttmw.Deadline(80 * time.Millisecond))
+	type seen struct {
+		errBefore, childErr, errAfter error
+		waited                        time.Duration
+		hasDeadline                   bool
+	}
+	got := make(chan seen, 1)
+	after := make(chan context.Context, 1)
+	v.e.GET("/ctx", func(c echo.Context) error {
+		ctx := c.Request().Context()
+		var s seen
+		_, s.hasDeadline = ctx.Deadline()
+		s.errBefore = ctx.Err()
+		child, cancel := context.WithCancel(ctx)
+		defer cancel()
+		start := time.Now()
+		<-child.Done()
+		s.waited = time.Since(start)
+		s.childErr = child.Err()
+		s.errAfter = ctx.Err()
+		got <- s
+		after <- ctx
+		return c.NoContent(http.StatusNoContent)
+	})
+	v.e.GET("/quick", func(c echo.Context) error {
+		after <- c.Request().Context()
+		return c.NoContent(http.StatusNoContent)
+	})
+	v.start(t)
+
+	v.do(t, http.MethodGet, "/ctx", nil)
+	s := <-got
+	<-after
+	if !s.hasDeadline || s.errBefore != nil {
+		t.Errorf("before the deadline: deadline %v, err %v", s.hasDeadline, s.errBefore)
+	}
+	if s.waited < 60*time.Millisecond || s.waited > 500*time.Millisecond {
+		t.Errorf("child done after %s, want about 80ms", s.waited)
+	}
+	if !errors.Is(s.childErr, context.DeadlineExceeded) || !errors.Is(s.errAfter, context.DeadlineExceeded) {
+		t.Errorf("errors %v, %v, want DeadlineExceeded", s.childErr, s.errAfter)
+	}
+
+	// A context nobody waited on is still done once the request is over,
+	// for the goroutines the handler left behind.
+	v.do(t, http.MethodGet, "/quick", nil)
+	ctx := <-after
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Second):
+		t.Fatal("request context not done after the request")
+	}
+	if !errors.Is(ctx.Err(), context.Canceled) {
+		t.Errorf("after the request: %v, want Canceled", ctx.Err())
+	}
+}
+
+func TestDeadlineConfigValidation(t *testing.T) {
+	bad := map[string]ttmw.DeadlineConfig{
+		"no timeout":         {},
+		"negative max":       {Timeout: time.Second, MaxTimeout: -1},
+		"timeout over max":   {Timeout: 2 * time.Second, MaxTimeout: time.Second},
+		"route not positive": {Timeout: time.Second, Routes: map[string]time.Duration{"/x": 0}},
+		"route over max":     {Timeout: time.Second, MaxTimeout: time.Second, Routes: map[string]time.Duration{"/x": time.Minute}},
+		"bad status":         {Timeout: time.Second, StatusCode: 42},
+	}
+	for name, cfg := range bad {
+		if _, err := cfg.ToMiddleware(); err == nil || !strings.HasPrefix(err.Error(), "middleware: ") {
+			t.Errorf("%s: err = %v, want an error prefixed \"middleware: \"", name, err)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("DeadlineWithConfig did not panic on an invalid config")
+		}
+	}()
+	ttmw.Deadline(0)
+}

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -103,6 +104,15 @@ type timedConn struct {
 	dnsStart, dnsDone         time.Time
 	connectStart, connectDone time.Time
 	firstUse                  atomic.Bool
+}
+
+// CloseWrite half-closes the connection when the dialed one can: the
+// 101 Switching Protocols body net/http returns forwards CloseWrite to it.
+func (c *timedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("transport: CloseWrite: %w", http.ErrNotSupported)
 }
 
 // connTimings describes how a new connection was set up; zero values mean

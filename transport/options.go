@@ -152,13 +152,14 @@ func WithTimeout(d time.Duration) Option {
 // WithDrain sets how much of an unread body Close drains, and for how long at
 // most, before it gives up and closes the connection (see
 // [DefaultDrainLimit], [DefaultDrainTimeout]). A limit of zero disables
-// draining; negative values are ignored.
+// draining; a negative limit is ignored. Draining is always bounded in time:
+// a timeout of zero or less is ignored.
 func WithDrain(limit int64, timeout time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if limit >= 0 {
 			c.drainLimit = limit
 		}
-		if timeout >= 0 {
+		if timeout > 0 {
 			c.drainTimeout = timeout
 		}
 	})

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -146,7 +147,8 @@ func (r *record) closeUnder() error {
 // how many bytes it discarded and whether it reached the end.
 func (r *record) drain() (int64, bool) {
 	limit := r.t.cfg.drainLimit
-	if limit <= 0 {
+	if limit <= 0 || r.upgraded { // a connection, not a response: nothing to reuse
+
 		return 0, false
 	}
 	if d := r.t.cfg.drainTimeout; d > 0 {
@@ -171,7 +173,9 @@ func (r *record) drain() (int64, bool) {
 // unreachable. It must not refer to the body itself.
 func (r *record) unreachable() {
 	if r.isOpen() {
-		r.t.reportLeak(r, LeakUnreachable)
+		// Reporting logs, exports and closes a connection: not on the
+		// runtime's cleanup goroutine, shared by the whole process.
+		go r.t.reportLeak(r, LeakUnreachable)
 	}
 }
 
@@ -211,7 +215,11 @@ type body struct {
 	cleanup runtime.Cleanup
 }
 
-func (b *body) Read(p []byte) (int, error) { return b.rec.read(p) }
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.rec.read(p)
+	runtime.KeepAlive(b) // a body being read is not unreachable
+	return n, err
+}
 
 // Close drains what is left of the body (up to the drain limit), closes it
 // and ends the request's span. It is idempotent and safe to call from any
@@ -227,5 +235,16 @@ func (b *body) Close() error {
 type upgradedBody struct{ *body }
 
 func (u upgradedBody) Write(p []byte) (int, error) {
-	return u.rec.under.(io.Writer).Write(p)
+	n, err := u.rec.under.(io.Writer).Write(p)
+	runtime.KeepAlive(u.body)
+	return n, err
+}
+
+// CloseWrite half-closes the connection, as net/http's 101 body does
+// (httputil.ReverseProxy relies on it).
+func (u upgradedBody) CloseWrite() error {
+	if cw, ok := u.rec.under.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("transport: CloseWrite: %w", http.ErrNotSupported)
 }

@@ -15,6 +15,7 @@ const registryShards = 64
 // adding and removing a body allocates nothing.
 type registry struct {
 	shards  [registryShards]shard
+	over    shard        // bodies past the limit: only Transport.Close walks them
 	count   atomic.Int64 // bodies in the registry
 	limit   int64
 	dropped atomic.Int64 // bodies not tracked because the registry was full
@@ -29,12 +30,12 @@ type shard struct {
 // add puts rec in a random shard. It reports false, and counts the body as
 // dropped, when the registry already holds its limit.
 func (g *registry) add(rec *record) bool {
+	s, tracked := &g.shards[rand.Uint32()%registryShards], true
 	if g.count.Add(1) > g.limit {
 		g.count.Add(-1)
 		g.dropped.Add(1)
-		return false
+		s, tracked = &g.over, false
 	}
-	s := &g.shards[rand.Uint32()%registryShards]
 	s.mu.Lock()
 	rec.shard.Store(s)
 	rec.next = s.head
@@ -43,7 +44,7 @@ func (g *registry) add(rec *record) bool {
 	}
 	s.head = rec
 	s.mu.Unlock()
-	return true
+	return tracked
 }
 
 // remove takes rec out of the registry if it is there. Safe to call more
@@ -69,7 +70,9 @@ func (g *registry) remove(rec *record) {
 	rec.prev, rec.next = nil, nil
 	rec.shard.Store(nil)
 	s.mu.Unlock()
-	g.count.Add(-1)
+	if s != &g.over {
+		g.count.Add(-1)
+	}
 }
 
 // each calls fn for every record in the registry. fn runs under a shard lock:

@@ -163,7 +163,10 @@ func (in innerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // track hands the application a copy of the response whose body is tracked.
 func (t *Transport) track(rec *record, resp *http.Response) *http.Response {
-	if rec.under == nil || rec.under == http.NoBody {
+	if rec.under == nil || rec.under == http.NoBody || bodiless(rec.method, resp) {
+		if rec.under != nil && rec.under != http.NoBody {
+			_ = rec.under.Close() // HTTP/2's own empty body
+		}
 		rec.state.Store(stateDone)
 		t.finish(rec, finishNoBody, 0, nil)
 		resp.Body = http.NoBody
@@ -186,6 +189,16 @@ func (t *Transport) track(rec *record, resp *http.Response) *http.Response {
 	return &b.resp
 }
 
+// bodiless reports whether resp cannot have a body, whatever type of empty
+// body the base transport returned (HTTP/2 does not use http.NoBody).
+func bodiless(method string, resp *http.Response) bool {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return false
+	}
+	return method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
+		resp.StatusCode == http.StatusNotModified || resp.ContentLength == 0
+}
+
 // CloseIdleConnections closes the base transport's idle connections.
 func (t *Transport) CloseIdleConnections() {
 	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
@@ -206,6 +219,11 @@ func (t *Transport) Close() error {
 		<-t.stopped
 		var open []*record
 		t.reg.each(func(r *record) { open = append(open, r) })
+		t.reg.over.mu.Lock()
+		for r := t.reg.over.head; r != nil; r = r.next {
+			open = append(open, r)
+		}
+		t.reg.over.mu.Unlock()
 		for _, rec := range open {
 			t.reportLeak(rec, LeakOpenAtClose)
 		}

@@ -175,47 +175,51 @@ func (cfg *DeadlineConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 		deadline, source = pd, SourceParent
 	}
 
-	var dctx *deadlineContext
 	if source != SourceParent {
-		dctx = &deadlineContext{Context: parent, deadline: deadline}
-		c.SetRequest(req.WithContext(dctx))
-		defer dctx.end()
+		// One allocation for the context and the request that carries it.
+		r := &deadlineRequest{ctx: deadlineContext{Context: parent, deadline: deadline}}
+		r.req = *req.WithContext(&r.ctx)
+		c.SetRequest(&r.req)
+		defer r.ctx.end()
 	}
-	if span.IsRecording() {
-		recordDeadline(span, deadline.Sub(start), source, clamped, headerErr)
-	}
-
 	err := next(c)
 
-	now := time.Now()
-	overrun := now.Sub(deadline)
-	if overrun > 0 && span.IsRecording() {
-		span.SetAttributes(attribute.Float64(AttrDeadlineOverrun, ms(overrun)))
+	overrun := time.Since(deadline)
+	res, out := cfg.outcome(c, parent, err, overrun, deadline.Sub(start))
+	if span.IsRecording() {
+		recordDeadline(span, deadline.Sub(start), source, clamped, headerErr, overrun, res)
 	}
+	return out
+}
+
+// A deadlineResult is how a request ended, as far as its deadline goes.
+type deadlineResult int
+
+const (
+	resultOwn          deadlineResult = iota // the handler's own answer or error
+	resultDeadline                           // answered with StatusCode
+	resultClientClosed                       // answered with ClientClosedStatusCode
+)
+
+// outcome decides what the middleware returns once the handler has.
+func (cfg *DeadlineConfig) outcome(c echo.Context, parent context.Context, err error, overrun, budget time.Duration) (deadlineResult, error) {
 	if err == nil || c.Response().Committed {
-		return err
+		return resultOwn, err
 	}
 	switch {
 	case errors.Is(parent.Err(), context.Canceled):
-		if span.IsRecording() {
-			span.SetAttributes(attribute.Bool(AttrClientGone, true))
-		}
-		return echo.NewHTTPError(cfg.ClientClosedStatusCode, "client closed request").WithInternal(internal(err))
+		return resultClientClosed, echo.NewHTTPError(cfg.ClientClosedStatusCode, "client closed request").WithInternal(internal(err))
 	case overrun >= 0 || errors.Is(err, context.DeadlineExceeded):
 		var he *echo.HTTPError
 		if errors.As(err, &he) && he.Code < http.StatusInternalServerError && !errors.Is(err, context.DeadlineExceeded) {
-			return err // the handler's own answer about the request, not about time
+			return resultOwn, err // the handler's own answer about the request, not about time
 		}
-		if span.IsRecording() {
-			span.SetAttributes(attribute.Bool(AttrDeadlineHit, true))
-		}
-		budget := deadline.Sub(start)
-		return echo.NewHTTPError(cfg.StatusCode, deadlineMessage{
+		return resultDeadline, echo.NewHTTPError(cfg.StatusCode, deadlineMessage{
 			Message:   "request deadline of " + budget.Round(time.Millisecond).String() + " exceeded",
 			TimeoutMS: budget.Milliseconds(),
 		}).WithInternal(internal(err))
 	}
-	return err
+	return resultOwn, err
 }
 
 // internal wraps the handler's error so that it can be the internal error of
@@ -227,6 +231,12 @@ func internal(err error) error {
 		return fmt.Errorf("middleware: %w", err)
 	}
 	return err
+}
+
+// deadlineRequest is the request handed to the handler, and its context.
+type deadlineRequest struct {
+	ctx deadlineContext
+	req http.Request
 }
 
 // deadlineMessage is the JSON body of a request answered because of its
@@ -267,14 +277,27 @@ func (cfg *DeadlineConfig) timeout(c echo.Context, req *http.Request) (d time.Du
 	return d, source, clamped, headerErr
 }
 
-func recordDeadline(span trace.Span, timeout time.Duration, source DeadlineSource, clamped bool, headerErr error) {
-	span.SetAttributes(
+// recordDeadline puts what the middleware knows on the server span, in one
+// call: the SDK takes a lock per call.
+func recordDeadline(span trace.Span, timeout time.Duration, source DeadlineSource, clamped bool, headerErr error, overrun time.Duration, res deadlineResult) {
+	var buf [5]attribute.KeyValue
+	attrs := append(buf[:0],
 		attribute.Float64(AttrDeadlineTimeout, ms(timeout)),
 		attribute.String(AttrDeadlineSource, string(source)),
 	)
 	if clamped {
-		span.SetAttributes(attribute.Bool(AttrDeadlineClamped, true))
+		attrs = append(attrs, attribute.Bool(AttrDeadlineClamped, true))
 	}
+	if overrun > 0 {
+		attrs = append(attrs, attribute.Float64(AttrDeadlineOverrun, ms(overrun)))
+	}
+	switch res {
+	case resultDeadline:
+		attrs = append(attrs, attribute.Bool(AttrDeadlineHit, true))
+	case resultClientClosed:
+		attrs = append(attrs, attribute.Bool(AttrClientGone, true))
+	}
+	span.SetAttributes(attrs...)
 	if headerErr != nil {
 		span.AddEvent(EventTimeoutHeaderInvalid, trace.WithAttributes(
 			attribute.String(AttrTimeoutHeaderError, headerErr.Error())))

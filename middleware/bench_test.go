@@ -1,0 +1,94 @@
+package middleware_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	ttmw "github.com/telltale-go/telltale/middleware"
+)
+
+// discardProcessor keeps spans recording without exporting them, so that
+// the benchmarks measure the instrumentation, not an exporter.
+type discardProcessor struct{}
+
+func (discardProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (discardProcessor) OnEnd(sdktrace.ReadOnlySpan)                     {}
+func (discardProcessor) Shutdown(context.Context) error                  { return nil }
+func (discardProcessor) ForceFlush(context.Context) error                { return nil }
+
+// discardWriter is a reusable ResponseWriter.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.status = code }
+
+// BenchmarkServer compares, in one run, the cost per request of: bare Echo;
+// Echo wrapped in plain otelhttp server tracing (what otelecho amounts to);
+// telltale's Deadline alone; and telltale's full stack (Trace, Deadline,
+// Leaks with a goroutine monitor). Spans are sampled and recorded, then
+// discarded; metrics go to a no-op provider in every variant.
+//
+//	go test -run '^$' -bench BenchmarkServer -benchmem -count 6 ./middleware | benchstat -
+func BenchmarkServer(b *testing.B) {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(discardProcessor{}))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	mp := noop.NewMeterProvider()
+	prop := propagation.TraceContext{}
+	handler := func(c echo.Context) error { return c.String(http.StatusOK, c.Param("id")) }
+	newEcho := func(mw ...echo.MiddlewareFunc) *echo.Echo {
+		e := echo.New()
+		e.Use(mw...)
+		e.GET("/users/:id", handler)
+		return e
+	}
+	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: tp})
+
+	variants := []struct {
+		name string
+		h    http.Handler
+	}{
+		{"bare", newEcho()},
+		// One no-op middleware: Echo v4 builds the middleware chain per
+		// request, one closure per middleware, whatever it does.
+		{"noop", newEcho(func(next echo.HandlerFunc) echo.HandlerFunc { return next })},
+		{"otelhttp", otelhttp.NewHandler(newEcho(), "server",
+			otelhttp.WithTracerProvider(tp), otelhttp.WithMeterProvider(mp), otelhttp.WithPropagators(prop))},
+		{"trace", newEcho(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: tp, MeterProvider: mp, Propagators: prop}))},
+		{"deadline", newEcho(ttmw.Deadline(2 * time.Second))},
+		{"telltale", newEcho(
+			ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: tp, MeterProvider: mp, Propagators: prop}),
+			ttmw.Deadline(2*time.Second),
+			ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}),
+		)},
+	}
+	for _, v := range variants {
+		b.Run(v.name, func(b *testing.B) {
+			req, err := http.NewRequest(http.MethodGet, "http://api.example/users/42", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			req.RemoteAddr = "192.0.2.1:52000"
+			req.Header.Set("User-Agent", "bench")
+			w := &discardWriter{h: make(http.Header)}
+			b.ReportAllocs()
+			for b.Loop() {
+				v.h.ServeHTTP(w, req)
+			}
+			if w.status != http.StatusOK {
+				b.Fatalf("status %d", w.status)
+			}
+		})
+	}
+}

@@ -135,7 +135,8 @@ type requestShard struct {
 	mu    sync.Mutex
 	live  map[uint64]requestInfo
 	ended map[uint64]requestInfo
-	order []uint64 // ended ids, oldest first, bounded by the history
+	order []uint64 // ring of ended ids, bounded by the history
+	next  int      // where the next ended id goes in order
 	_     [32]byte
 }
 
@@ -271,12 +272,14 @@ func (m *GoroutineMonitor) end(id uint64) {
 	info := s.live[id]
 	delete(s.live, id)
 	info.ended = now
-	if len(s.order) >= limit {
-		delete(s.ended, s.order[0])
-		s.order = append(s.order[:0], s.order[1:]...)
+	if len(s.order) < limit {
+		s.order = append(s.order, id)
+	} else {
+		delete(s.ended, s.order[s.next]) // forget the oldest
+		s.order[s.next] = id
+		s.next = (s.next + 1) % limit
 	}
 	s.ended[id] = info
-	s.order = append(s.order, id)
 	s.mu.Unlock()
 }
 

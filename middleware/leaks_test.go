@@ -251,3 +251,29 @@ func TestGoroutineMonitorStartStop(t *testing.T) {
 	mon.Stop()
 	ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{}).Stop() // never started
 }
+
+// A monitor remembers a bounded number of ended requests; an orphan of a
+// forgotten request is still reported, without its end time.
+func TestGoroutineMonitorForgetsOldRequests(t *testing.T) {
+	v := newEnv(t)
+	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{Interval: time.Millisecond, Grace: time.Millisecond, History: 32})
+	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
+	release := make(chan struct{})
+	defer close(release)
+	v.e.GET("/orphan", func(c echo.Context) error {
+		go func() { <-release }()
+		return c.NoContent(http.StatusOK)
+	})
+	v.e.GET("/ok", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
+	v.start(t)
+
+	v.do(t, http.MethodGet, "/orphan", nil)
+	for range 100 {
+		v.do(t, http.MethodGet, "/ok", nil)
+	}
+	time.Sleep(5 * time.Millisecond)
+	orphans := mon.Check()
+	if len(orphans) != 1 || orphans[0].Route != "/orphan" || !orphans[0].RequestEnded.IsZero() || orphans[0].TraceID != "" {
+		t.Fatalf("orphans %+v, want the /orphan goroutine, end time forgotten, untraced", orphans)
+	}
+}

@@ -19,7 +19,7 @@ const (
 	// request carried a [transport.TimeoutHeader] that could not be used;
 	// its attribute AttrTimeoutHeaderError says why.
 	EventTimeoutHeaderInvalid = "telltale.deadline.header_invalid"
-	AttrTimeoutHeaderError    = "telltale.deadline.header_error"
+	AttrTimeoutHeaderError    = "telltale.deadline.header_error" // why the header was ignored, naming the value (truncated)
 
 	AttrGoroutineCount    = "telltale.goroutine.count"                // goroutines in an orphaned group (same request, same stack)
 	AttrGoroutineRequest  = "telltale.goroutine.request"              // the request's id, as in the telltale.request pprof label

@@ -132,35 +132,7 @@ func TestDeadUpstreamIsConnectionRefused(t *testing.T) {
 // test ends.
 func blackHole(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		<-done
-		mu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-	})
-	return ln.Addr().String()
+	return listenOnly(t, func(net.Conn) {})
 }
 
 func TestBlackHoleEndsAtTheContextDeadline(t *testing.T) {
@@ -328,27 +300,12 @@ func TestNoBodyResponsesEndTheirSpans(t *testing.T) {
 }
 
 func TestSwitchingProtocolsKeepsAWritableBody(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-		_ = brw.Flush()
-		line, _ := brw.ReadString('\n')
-		_, _ = brw.WriteString("echo: " + line)
-		_ = brw.Flush()
-	}))
-	defer srv.Close()
+	srv := upgradeServer(t, func(rw io.ReadWriter, _ func()) {
+		line, _ := bufio.NewReader(rw).ReadString('\n')
+		_, _ = io.WriteString(rw, "echo: "+line)
+	})
 	e := newEnv(t, nil)
-	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "echo")
-	resp, err := e.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := upgrade(t, e.client, srv.URL)
 	rw, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
 		t.Fatalf("101 body is %T, not an io.ReadWriteCloser", resp.Body)

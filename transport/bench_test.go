@@ -82,24 +82,13 @@ func roundTrip(b *testing.B, c *http.Client, ctx context.Context, url string) {
 
 // BenchmarkRoundTrip compares one GET of a 2 KiB body on loopback.
 // Summarise with: benchstat -col /transport bench.txt
-func BenchmarkRoundTrip(b *testing.B) {
-	srv := benchServer(b)
-	for _, v := range variants(b) {
-		b.Run("transport="+v.name, func(b *testing.B) {
-			c := &http.Client{Transport: v.rt}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-			defer cancel()
-			b.ReportAllocs()
-			for b.Loop() {
-				roundTrip(b, c, ctx, srv.URL)
-			}
-		})
-	}
-}
+func BenchmarkRoundTrip(b *testing.B) { benchRoundTrips(b, false) }
 
 // BenchmarkRoundTripParallel runs the same requests from GOMAXPROCS*4
 // goroutines: tracking must not serialise them on a lock.
-func BenchmarkRoundTripParallel(b *testing.B) {
+func BenchmarkRoundTripParallel(b *testing.B) { benchRoundTrips(b, true) }
+
+func benchRoundTrips(b *testing.B, parallel bool) {
 	srv := benchServer(b)
 	for _, v := range variants(b) {
 		b.Run("transport="+v.name, func(b *testing.B) {
@@ -107,6 +96,12 @@ func BenchmarkRoundTripParallel(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 			defer cancel()
 			b.ReportAllocs()
+			if !parallel {
+				for b.Loop() {
+					roundTrip(b, c, ctx, srv.URL)
+				}
+				return
+			}
 			b.SetParallelism(4)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {

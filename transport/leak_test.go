@@ -43,6 +43,24 @@ func checkCallSite(t *testing.T, ev sdktrace.Event, file string, line int) {
 	}
 }
 
+// collectLeaks runs the collector until n bodies have been reported as
+// leaked, and returns the ended spans, each checked to have status Error.
+func collectLeaks(t *testing.T, e *env, n int) []sdktrace.ReadOnlySpan {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.tr.Stats().Leaked < int64(n) && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(5 * time.Millisecond)
+	}
+	spans := e.waitEnded(t, n)
+	for _, s := range spans {
+		if s.Status().Code != codes.Error {
+			t.Errorf("leaked span status = %v, want Error", s.Status())
+		}
+	}
+	return spans
+}
+
 // waitGoroutines waits until the number of goroutines is at most n.
 func waitGoroutines(t *testing.T, n int) {
 	t.Helper()
@@ -83,16 +101,8 @@ func TestForgottenCloseIsReportedWhenUnreachable(t *testing.T) {
 		t.Fatalf("open + leaked bodies = %d + %d, want %d", st.Open, st.Leaked, leaks)
 	}
 
-	deadline := time.Now().Add(5 * time.Second)
-	for e.tr.Stats().Leaked < leaks && time.Now().Before(deadline) {
-		runtime.GC()
-		time.Sleep(5 * time.Millisecond)
-	}
-	spans := e.waitEnded(t, leaks)
+	spans := collectLeaks(t, e, leaks)
 	for _, s := range spans {
-		if s.Status().Code != codes.Error {
-			t.Errorf("leaked span status = %v, want Error", s.Status())
-		}
 		ev := leakEvent(t, s)
 		checkCallSite(t, ev, file, line)
 		if r, _ := attrOf(ev.Attributes, transport.AttrLeakReason); r.AsString() != string(transport.LeakUnreachable) {

@@ -217,4 +217,3 @@ func TestSoak(t *testing.T) {
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20)) }
-

@@ -114,8 +114,8 @@ func DeadlineWithConfig(cfg DeadlineConfig) echo.MiddlewareFunc {
 // request, plus the closure Echo v4 allocates per request for any middleware
 // that wraps the next handler (see BenchmarkServer/deadline).
 //
-// When the handler returns an error and the deadline has passed (or the
-// error is a context.DeadlineExceeded), the middleware returns an
+// When the handler returns an error and the request's deadline has passed,
+// the middleware returns an
 // *echo.HTTPError with StatusCode and a JSON message
 // {"message":"request deadline of 2s exceeded","timeout_ms":2000}, the
 // handler's error as its internal error. When the client went away instead,
@@ -212,7 +212,11 @@ func (cfg *DeadlineConfig) outcome(c echo.Context, parent context.Context, err e
 	switch {
 	case errors.Is(parent.Err(), context.Canceled):
 		return resultClientClosed, echo.NewHTTPError(cfg.ClientClosedStatusCode, "client closed request").WithInternal(internal(err))
-	case overrun >= 0 || errors.Is(err, context.DeadlineExceeded):
+	case overrun >= 0:
+		// Only this request's deadline running out makes a 504: net/http's
+		// own timeouts (response headers, TLS handshake) and deadlines the
+		// handler set itself also match context.DeadlineExceeded, and
+		// those are the handler's errors to answer.
 		var he *echo.HTTPError
 		if errors.As(err, &he) && he.Code < http.StatusInternalServerError && !errors.Is(err, context.DeadlineExceeded) {
 			return resultOwn, err // the handler's own answer about the request, not about time

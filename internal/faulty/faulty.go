@@ -1,0 +1,240 @@
+// Package faulty starts upstreams that each misbehave in one way, on
+// 127.0.0.1, for the fault-matrix tests of packages transport and middleware:
+// one list of faults, one way of calling them, checked through both.
+package faulty
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/telltale-go/telltale/transport"
+)
+
+// An Upstream is a started faulty upstream.
+type Upstream struct {
+	// URL is the base URL to call.
+	URL string
+	// Conns returns the connections the upstream has open, or is nil when
+	// the fault is not served by an HTTP server.
+	Conns func() int64
+}
+
+// A Fault is an upstream misbehaving in one way, and what telltale must make
+// of it.
+type Fault struct {
+	Name string
+	// Start starts the upstream; it stops when the test ends.
+	Start func(t testing.TB) Upstream
+	// Tune adjusts the hardened transport for the fault (shorter timeouts).
+	Tune func(*http.Transport)
+	// ErrorType is the error.type the client span must carry; "" for none.
+	ErrorType string
+}
+
+// Failing reports whether a call to the upstream fails.
+func (f Fault) Failing() bool { return f.ErrorType != "" }
+
+// Deadline is the request deadline the matrix calls the faults with.
+const Deadline = 300 * time.Millisecond
+
+// Margin is how much later than its deadline a call may end.
+const Margin = 250 * time.Millisecond
+
+// Faults returns the fault matrix.
+func Faults() []Fault {
+	return []Fault{
+		{
+			Name: "refused",
+			Start: func(t testing.TB) Upstream {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				addr := ln.Addr().String()
+				_ = ln.Close() // nothing listens there now
+				return Upstream{URL: "http://" + addr}
+			},
+			ErrorType: string(transport.KindConnectionRefused),
+		},
+		{
+			Name:      "black hole",
+			Start:     func(t testing.TB) Upstream { return Upstream{URL: "http://" + Listen(t, func(net.Conn) {})} },
+			ErrorType: string(transport.KindDeadlineExceeded),
+		},
+		{
+			Name:      "slow headers past the header timeout",
+			Start:     func(t testing.TB) Upstream { return Upstream{URL: "http://" + Listen(t, func(net.Conn) {})} },
+			Tune:      func(tr *http.Transport) { tr.ResponseHeaderTimeout = 50 * time.Millisecond },
+			ErrorType: string(transport.KindTimeoutAwaitingHeaders),
+		},
+		{
+			Name: "trickling body",
+			Start: func(t testing.TB) Upstream {
+				return Counting(t, func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Length", "1000")
+					for range 1000 {
+						if _, err := w.Write([]byte("x")); err != nil {
+							return
+						}
+						w.(http.Flusher).Flush()
+						select {
+						case <-r.Context().Done():
+							return
+						case <-time.After(20 * time.Millisecond):
+						}
+					}
+				})
+			},
+			ErrorType: string(transport.KindDeadlineExceeded),
+		},
+		{
+			Name: "reset mid-body",
+			Start: func(t testing.TB) Upstream {
+				return Counting(t, func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Length", "100000")
+					_, _ = w.Write([]byte("partial"))
+					w.(http.Flusher).Flush()
+					conn, _, err := http.NewResponseController(w).Hijack()
+					if err != nil {
+						return
+					}
+					_ = conn.(*net.TCPConn).SetLinger(0)
+					_ = conn.Close()
+				})
+			},
+			ErrorType: string(transport.KindConnectionReset),
+		},
+		{
+			Name: "body larger than the drain limit",
+			Start: func(t testing.TB) Upstream {
+				big := make([]byte, 4*transport.DefaultDrainLimit)
+				return Counting(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(big) })
+			},
+		},
+		{
+			Name: "malformed response",
+			Start: func(t testing.TB) Upstream {
+				return Upstream{URL: "http://" + Listen(t, func(c net.Conn) {
+					_, _ = c.Read(make([]byte, 4096))
+					_, _ = c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n\r\n"))
+				})}
+			},
+			ErrorType: string(transport.KindMalformedResponse),
+		},
+		{
+			Name:      "stalled TLS handshake",
+			Start:     func(t testing.TB) Upstream { return Upstream{URL: "https://" + Listen(t, func(net.Conn) {})} },
+			Tune:      func(tr *http.Transport) { tr.TLSHandshakeTimeout = 50 * time.Millisecond },
+			ErrorType: string(transport.KindTLSHandshakeTimeout),
+		},
+		{
+			Name: "5xx",
+			Start: func(t testing.TB) Upstream {
+				return Counting(t, func(w http.ResponseWriter, r *http.Request) {
+					http.Error(w, "upstream exploded", http.StatusBadGateway)
+				})
+			},
+			ErrorType: "502",
+		},
+	}
+}
+
+// Call calls url the way a handler does: with ctx, reading the body (up to
+// 64 KiB, then closing it early), closing it. A 5xx answer is an error.
+func Call(ctx context.Context, c *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10)); err != nil {
+		return err
+	}
+	if resp.StatusCode >= 500 {
+		return fmt.Errorf("upstream answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// Listen returns the address of a listener that accepts connections and
+// hands each to serve; it closes them all when the test ends.
+func Listen(t testing.TB, serve func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() { serve(c) })
+		}
+	})
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// Counting serves h on an httptest server that counts its open connections.
+func Counting(t testing.TB, h http.HandlerFunc) Upstream {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	var open atomic.Int64
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return Upstream{URL: srv.URL, Conns: open.Load}
+}
+
+// WaitNoConns waits up to 3 s for the upstream to have no open connection:
+// the client's pool let go of it.
+func WaitNoConns(t testing.TB, up Upstream) {
+	t.Helper()
+	if up.Conns == nil {
+		return
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for up.Conns() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("upstream still has %d connections open", up.Conns())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

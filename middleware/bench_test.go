@@ -79,7 +79,7 @@ func BenchmarkServer(b *testing.B) {
 		)},
 	}
 	for _, v := range variants {
-		b.Run(v.name, func(b *testing.B) {
+		b.Run("stack="+v.name, func(b *testing.B) {
 			req, err := http.NewRequest(http.MethodGet, "http://api.example/users/42", nil)
 			if err != nil {
 				b.Fatal(err)

@@ -16,6 +16,9 @@ echo "== transport (columns: /transport; deltas against otelhttp) =="
 $benchstat -col '/transport@(otelhttp telltale bare)' bench/transport.txt
 if [ -f bench/middleware.txt ]; then
   echo
-  echo "== middleware (columns: /stack; deltas against otelhttp) =="
-  $benchstat -col '/stack@(otelhttp telltale deadline echo)' bench/middleware.txt
+  echo "== middleware: every variant =="
+  $benchstat -row /stack -col .name bench/middleware.txt
+  echo
+  echo "== middleware: telltale's Trace alone and the full stack, against plain otelhttp =="
+  $benchstat -filter '/stack:(otelhttp OR trace OR telltale)' -col '/stack@(otelhttp trace telltale)' bench/middleware.txt
 fi

@@ -91,11 +91,7 @@ func Deadline(timeout time.Duration) echo.MiddlewareFunc {
 // It panics if the config is invalid; use [DeadlineConfig.ToMiddleware] to
 // get the error instead.
 func DeadlineWithConfig(cfg DeadlineConfig) echo.MiddlewareFunc {
-	mw, err := cfg.ToMiddleware()
-	if err != nil {
-		panic(err)
-	}
-	return mw
+	return must(cfg.ToMiddleware())
 }
 
 // ToMiddleware validates the config and returns the [Deadline] middleware.

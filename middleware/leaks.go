@@ -38,11 +38,7 @@ func Leaks() echo.MiddlewareFunc {
 // panics if the config is invalid; use [LeaksConfig.ToMiddleware] to get the
 // error instead.
 func LeaksWithConfig(cfg LeaksConfig) echo.MiddlewareFunc {
-	mw, err := cfg.ToMiddleware()
-	if err != nil {
-		panic(err)
-	}
-	return mw
+	return must(cfg.ToMiddleware())
 }
 
 // ToMiddleware validates the config and returns the [Leaks] middleware.

@@ -52,11 +52,7 @@ func Trace() echo.MiddlewareFunc {
 // panics if the config is invalid; use [TraceConfig.ToMiddleware] to get the
 // error instead.
 func TraceWithConfig(cfg TraceConfig) echo.MiddlewareFunc {
-	mw, err := cfg.ToMiddleware()
-	if err != nil {
-		panic(err)
-	}
-	return mw
+	return must(cfg.ToMiddleware())
 }
 
 // ToMiddleware validates the config and returns the [Trace] middleware.

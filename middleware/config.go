@@ -6,3 +6,12 @@ import "github.com/labstack/echo/v4"
 // middleware package (and its dependencies) for its DefaultSkipper; Skipper
 // fields are plain func types, so Echo's Skipper values still fit.
 func neverSkip(echo.Context) bool { return false }
+
+// must returns the middleware built by an XConfig.ToMiddleware, and panics
+// with its error: the XWithConfig functions follow Echo's convention.
+func must(mw echo.MiddlewareFunc, err error) echo.MiddlewareFunc {
+	if err != nil {
+		panic(err)
+	}
+	return mw
+}

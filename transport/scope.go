@@ -16,6 +16,7 @@ import (
 // The telltale Echo middleware opens one Scope per request; other servers can
 // do the same with [WithScope].
 type Scope struct {
+	ctx   scopeContext // the context that carries the scope, in the same allocation
 	mu    sync.Mutex
 	ended bool
 	open  []*record
@@ -29,7 +30,22 @@ type scopeKey struct{}
 // [Scope.End] when the work is done, typically in a defer.
 func WithScope(ctx context.Context) (context.Context, *Scope) {
 	s := &Scope{}
-	return context.WithValue(ctx, scopeKey{}, s), s
+	s.ctx = scopeContext{Context: ctx, scope: s}
+	return &s.ctx, s
+}
+
+// scopeContext is the context carrying a Scope. It lives inside the Scope,
+// which saves an allocation per request.
+type scopeContext struct {
+	context.Context
+	scope *Scope
+}
+
+func (c *scopeContext) Value(key any) any {
+	if key == (scopeKey{}) {
+		return c.scope
+	}
+	return c.Context.Value(key)
 }
 
 // ScopeFromContext returns the [Scope] carried by ctx, or nil.

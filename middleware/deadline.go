@@ -174,17 +174,19 @@ func (cfg *DeadlineConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 		deadline, source = pd, SourceParent
 	}
 
+	ctx := parent
 	if source != SourceParent {
 		// One allocation for the context and the request that carries it.
 		r := &deadlineRequest{ctx: deadlineContext{Context: parent, deadline: deadline}}
 		r.req = *req.WithContext(&r.ctx)
 		c.SetRequest(&r.req)
 		defer r.ctx.end()
+		ctx = &r.ctx
 	}
 	err := next(c)
 
 	overrun := time.Since(deadline)
-	res, out := cfg.outcome(c, parent, err, overrun, deadline.Sub(start))
+	res, out := cfg.outcome(c, parent, ctx, err, overrun, deadline.Sub(start))
 	if span.IsRecording() {
 		recordDeadline(span, deadline.Sub(start), source, clamped, headerErr, overrun, res)
 	}
@@ -201,12 +203,14 @@ const (
 )
 
 // outcome decides what the middleware returns once the handler has.
-func (cfg *DeadlineConfig) outcome(c echo.Context, parent context.Context, err error, overrun, budget time.Duration) (deadlineResult, error) {
+func (cfg *DeadlineConfig) outcome(c echo.Context, parent, ctx context.Context, err error, overrun, budget time.Duration) (deadlineResult, error) {
 	if err == nil || c.Response().Committed {
 		return resultOwn, err
 	}
 	switch {
-	case errors.Is(parent.Err(), context.Canceled):
+	// The request's context says which came first: a deadline that ran out
+	// before the client left is still the deadline.
+	case errors.Is(parent.Err(), context.Canceled) && !errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return resultClientClosed, echo.NewHTTPError(cfg.ClientClosedStatusCode, "client closed request").WithInternal(internal(err))
 	case overrun >= 0:
 		// Only this request's deadline running out makes a 504: net/http's
@@ -263,6 +267,9 @@ func (cfg *DeadlineConfig) timeout(c echo.Context, req *http.Request) (d time.Du
 		if fd := cfg.TimeoutFunc(c); fd > 0 {
 			d, source = fd, SourceFunc
 		}
+	}
+	if cfg.MaxTimeout == 0 && d < limit {
+		limit = d // the header may shorten TimeoutFunc's timeout, not lengthen it
 	}
 	if cfg.TrustHeader {
 		if v := req.Header.Get(transport.TimeoutHeader); v != "" {

@@ -51,19 +51,14 @@ func (c *deadlineContext) Err() error {
 	c.mu.Lock()
 	timed, ended := c.timed, c.ended
 	c.mu.Unlock()
-	if timed != nil {
-		return timed.Err()
+	if timed == nil {
+		if !ended && c.Context.Err() == nil && time.Now().Before(c.deadline) {
+			return nil
+		}
+		// Done from now on: fix the error, as context.WithDeadline does.
+		timed = c.materialize()
 	}
-	if err := c.Context.Err(); err != nil {
-		return err
-	}
-	if !time.Now().Before(c.deadline) {
-		return context.DeadlineExceeded
-	}
-	if ended {
-		return context.Canceled
-	}
-	return nil
+	return timed.Err()
 }
 
 func (c *deadlineContext) Value(key any) any {

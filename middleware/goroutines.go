@@ -138,7 +138,10 @@ type requestShard struct {
 	ended map[uint64]requestInfo
 	order []uint64 // ring of ended ids, bounded by the history
 	next  int      // where the next ended id goes in order
-	_     [32]byte
+	// evicted is when the last forgotten request ended: every forgotten
+	// request of the shard ended no later.
+	evicted time.Time
+	_       [32]byte
 }
 
 // requestInfo is what a monitor knows of a request.
@@ -276,6 +279,7 @@ func (m *GoroutineMonitor) end(id uint64) {
 	if len(s.order) < limit {
 		s.order = append(s.order, id)
 	} else {
+		s.evicted = s.ended[s.order[s.next]].ended
 		delete(s.ended, s.order[s.next]) // forget the oldest
 		s.order[s.next] = id
 		s.next = (s.next + 1) % limit
@@ -285,6 +289,7 @@ func (m *GoroutineMonitor) end(id uint64) {
 }
 
 // lookup says whether the request is still running and what is known of it.
+// For a forgotten request, info.ended is the latest time it can have ended.
 func (m *GoroutineMonitor) lookup(id uint64) (info requestInfo, live, known bool) {
 	s := &m.shards[id%monitorShards]
 	s.mu.Lock()
@@ -293,6 +298,9 @@ func (m *GoroutineMonitor) lookup(id uint64) (info requestInfo, live, known bool
 		return info, true, true
 	}
 	info, ok := s.ended[id]
+	if !ok {
+		info.ended = s.evicted
+	}
 	return info, false, ok
 }
 
@@ -343,13 +351,13 @@ func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 			continue
 		}
 		info, live, known := m.lookup(id)
-		if live || (known && now.Sub(info.ended) < m.grace) {
+		if live || now.Sub(info.ended) < m.grace {
 			continue
 		}
 		o := m.orphan(g, info, known)
 		orphans = append(orphans, o)
 		key := o.Request + "\x00" + o.Stack
-		seen[key] = true
+		seen[o.Request] = true
 		if !m.reported[key] && reports < m.maxReports {
 			m.report(o, info.span, now)
 			reports++
@@ -357,8 +365,8 @@ func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 		}
 	}
 	for key := range m.reported {
-		if !seen[key] {
-			delete(m.reported, key) // gone: forget it
+		if req, _, _ := strings.Cut(key, "\x00"); !seen[req] {
+			delete(m.reported, key) // the request has no orphan left: forget it
 		}
 	}
 	m.orphans = orphans

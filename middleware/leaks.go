@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"errors"
 	"runtime/pprof"
 	"strconv"
 
@@ -64,6 +65,9 @@ func (cfg LeaksConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 	}
 	if cfg.DisableLabels {
 		cfg.Goroutines = nil
+	}
+	if cfg.Goroutines != nil && cfg.Goroutines.id == "" {
+		return nil, errors.New("middleware: Leaks: Goroutines must come from NewGoroutineMonitor")
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

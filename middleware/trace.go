@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -116,6 +118,18 @@ func (t *tracedRequest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// request carries the span.
 	c.Response().Writer = w
 	c.SetRequest(r)
+	defer func() {
+		// A Recover outside Trace answers after otelhttp ended the span:
+		// record the panic now, and let it go on.
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				span := trace.SpanFromContext(r.Context())
+				span.SetAttributes(attribute.Int("http.response.status_code", http.StatusInternalServerError), attribute.String("error.type", "panic"))
+				span.SetStatus(codes.Error, "panic")
+			}
+			panic(p)
+		}
+	}()
 	err := t.next(c)
 	if err == nil {
 		return
@@ -124,8 +138,25 @@ func (t *tracedRequest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	span := trace.SpanFromContext(r.Context())
 	if span.IsRecording() && c.Response().Status >= http.StatusInternalServerError {
 		span.SetAttributes(attribute.String("error.type", errorType(err)))
-		span.RecordError(err)
+		span.AddEvent("exception", trace.WithAttributes(
+			attribute.String("exception.type", fmt.Sprintf("%T", err)),
+			attribute.String("exception.message", redactedMessage(err))))
 	}
+}
+
+// redactedMessage is err's text with the URL of the *url.Error it wraps (an
+// http.Client error names the full URL, query values included) redacted.
+func redactedMessage(err error) string {
+	msg := err.Error()
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			msg = strings.ReplaceAll(msg, ue.URL, transport.RedactURL(u))
+		} else {
+			msg = strings.ReplaceAll(msg, ue.URL, "REDACTED")
+		}
+	}
+	return msg
 }
 
 // errorType names an error for error.type in the words telltale uses

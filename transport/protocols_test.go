@@ -304,7 +304,7 @@ func TestRequestBodies(t *testing.T) {
 	}
 }
 
-// DEFECT: on HTTP/2, net/http returns its own empty body (not http.NoBody)
+// Regression (found in review, fixed): on HTTP/2, net/http returns its own empty body (not http.NoBody)
 // for HEAD, 204, 304 and for responses whose HEADERS frame ends the stream.
 // telltale tracks it as an open body: the span is not ended until the
 // application closes it, and a 204 left unclosed — fine on HTTP/1.1, where
@@ -362,7 +362,7 @@ func readOnce(r io.Reader, res chan<- readResult) {
 	res <- readResult{n, err}
 }
 
-// DEFECT: (*body).Read does not keep the body reachable while it reads.
+// Regression (found in review, fixed): (*body).Read does not keep the body reachable while it reads.
 // A goroutine blocked in Read on a slow upstream holds the body only as the
 // receiver of that call; the garbage collector may find it unreachable, and
 // the cleanup reports it as leaked and repairs it — closing the body under
@@ -447,7 +447,7 @@ func upgrade(t *testing.T, c *http.Client, url string) *http.Response {
 	return resp
 }
 
-// DEFECT: closing a 101 Switching Protocols body (a connection: WebSocket,
+// Regression (found in review, fixed): closing a 101 Switching Protocols body (a connection: WebSocket,
 // httputil.ReverseProxy's backend tunnel) runs the response drain on it:
 // Close reads and discards up to the drain limit of whatever the peer
 // sends, and on a quiet peer blocks for the whole drain timeout before it
@@ -473,7 +473,7 @@ func TestUpgradedConnectionCloseDoesNotDrain(t *testing.T) {
 	e.waitEnded(t, 1)
 }
 
-// DEFECT: the 101 body net/http returns implements CloseWrite (half-close),
+// Regression (found in review, fixed): the 101 body net/http returns implements CloseWrite (half-close),
 // which httputil.ReverseProxy uses to tell the backend the client is done
 // and still read its answer. telltale's upgraded body hides it.
 func TestUpgradedBodyKeepsCloseWrite(t *testing.T) {
@@ -520,7 +520,7 @@ func (h blockingHandler) Handle(context.Context, slog.Record) error {
 	return nil
 }
 
-// DEFECT: the unreachable check reports the leak — log line, span end (a
+// Regression (found in review, fixed): the unreachable check reports the leak — log line, span end (a
 // synchronous exporter), repair (closing a connection) — on the runtime's
 // cleanup goroutine. There are max(GOMAXPROCS/4, 1) of them for the whole
 // process, and runtime.AddCleanup's contract says a cleanup that may take
@@ -584,7 +584,7 @@ wait:
 	e.waitEnded(t, 1)
 }
 
-// DEFECT: Transport.Close reports only the bodies in the registry. A body
+// Regression (found in review, fixed): Transport.Close reports only the bodies in the registry. A body
 // past WithMaxTrackedBodies (a leak storm, exactly when it matters) is not
 // in it: still open at shutdown, its span is never ended and never exported,
 // although the cap's documentation promises that such bodies "still end

@@ -185,7 +185,7 @@ func (r *record) info(now time.Time) BodyInfo {
 	site, stack := r.t.cfg.symbolize(r.pcs[:r.npcs])
 	bi := BodyInfo{
 		Method:    r.method,
-		URL:       redactURL(r.url),
+		URL:       RedactURL(r.url),
 		Status:    r.status,
 		CallSite:  site,
 		Stack:     stack,

@@ -5,11 +5,12 @@ import (
 	"strings"
 )
 
-// redactURL returns u as a string that is safe to put in spans, events, logs
-// and the leak inspector: the password of the userinfo and every query value
-// are replaced by "REDACTED" (the user name goes too: it is often a token),
-// and the fragment is dropped. Query keys are kept, they say what was asked.
-func redactURL(u *url.URL) string {
+// RedactURL returns u as telltale writes it everywhere — spans, events,
+// logs, the leak inspector — safe to show: the userinfo (user name and
+// password: the name is often a token) and every query value are replaced by
+// "REDACTED", and the fragment is dropped. Query keys are kept: they say what
+// was asked.
+func RedactURL(u *url.URL) string {
 	if u == nil {
 		return ""
 	}

@@ -18,7 +18,7 @@ func FuzzRedactURL(f *testing.F) {
 		if err != nil {
 			return
 		}
-		out := redactURL(u)
+		out := RedactURL(u)
 		if strings.Contains(out, "#") {
 			t.Fatalf("fragment survives in %q", out)
 		}

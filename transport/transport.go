@@ -135,7 +135,7 @@ func (in innerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if recording && (r.URL.RawQuery != "" || r.URL.Fragment != "") {
 		// otelhttp records the full URL without credentials but with the
 		// query: its values must not reach the trace backend either.
-		rec.span.SetAttributes(attribute.String("url.full", redactURL(r.URL)))
+		rec.span.SetAttributes(attribute.String("url.full", RedactURL(r.URL)))
 	}
 	if t.cfg.propagateDeadline && hasDeadline {
 		r = r.WithContext(r.Context()) // shallow copy: the request is not ours to change

@@ -33,13 +33,15 @@ type result struct {
 	Gateways []struct {
 		Gateway string `json:"gateway"`
 		Summary struct {
-			Requests int           `json:"requests"`
-			OK       int           `json:"ok"`
-			Errors   int           `json:"errors"`
-			Max      time.Duration `json:"max_ns"`
+			Requests     int           `json:"requests"`
+			OK           int           `json:"ok"`
+			Errors       int           `json:"errors"`
+			Max          time.Duration `json:"max_ns"`
+			InFlightPeak int           `json:"in_flight_peak"`
 		} `json:"summary"`
-		Partial  int      `json:"partial"`
-		TraceIDs []string `json:"trace_ids"`
+		Partial  int           `json:"partial"`
+		TraceIDs []string      `json:"trace_ids"`
+		Outage   time.Duration `json:"outage_ns"`
 	} `json:"gateways"`
 }
 
@@ -149,6 +151,38 @@ func TestE2E(t *testing.T) {
 					}
 				}
 			}
+		}
+	})
+
+	t.Run("black hole: naive waits out the outage, first-fix gives up at 2s", func(t *testing.T) {
+		found := 0
+		for _, r := range results {
+			for _, g := range r.Gateways {
+				if r.Name != "blackhole" {
+					continue
+				}
+				s := g.Summary
+				switch g.Gateway {
+				case "naive":
+					found++
+					// The first request waits for the whole outage, less
+					// the moment between the fault and that request.
+					if g.Outage <= 0 || s.Max < g.Outage-time.Second || s.Max > g.Outage+time.Second {
+						t.Errorf("naive: slowest answer after %s, want about the outage (%s)", s.Max, g.Outage)
+					}
+					if s.OK != s.Requests || s.InFlightPeak != s.Requests {
+						t.Errorf("naive: %d/%d ok, %d in flight at the peak: want every request answered once ads came back, all of them piled up", s.OK, s.Requests, s.InFlightPeak)
+					}
+				case "first-fix":
+					found++
+					if s.Errors != s.Requests || s.Max > gateway.FirstFixTimeout+500*time.Millisecond {
+						t.Errorf("first-fix: %d/%d errors, slowest after %s: want every request failed after its %s timeout", s.Errors, s.Requests, s.Max, gateway.FirstFixTimeout)
+					}
+				}
+			}
+		}
+		if found != 2 {
+			t.Errorf("found %d of the naive and first-fix blackhole results, want 2", found)
 		}
 	})
 

@@ -29,12 +29,23 @@ import (
 // SIGTERM, SIGINT or when its stdin closes (the runner died).
 const gatewayCommand = "gateway"
 
+// The gateway modes, in the order the report shows them: two processes run
+// the naive code (the incident's original, and its first fix), one the
+// same handlers guarded by telltale.
+const (
+	modeNaive    = "naive"
+	modeFirstFix = "first-fix"
+	modeGuarded  = "guarded"
+)
+
+var gatewayModes = []string{modeNaive, modeFirstFix, modeGuarded}
+
 // listeningPrefix starts the line a gateway process prints when it serves.
 const listeningPrefix = "listening "
 
 func runGateway(args []string) error {
 	fs := flag.NewFlagSet(gatewayCommand, flag.ContinueOnError)
-	mode := fs.String("mode", "", "naive or guarded")
+	mode := fs.String("mode", "", "naive, first-fix or guarded")
 	service := fs.String("service", "", "service.name of the traces")
 	otlp := fs.String("otlp", "", "OTLP/HTTP endpoint URL (empty: OTEL_EXPORTER_OTLP_* variables)")
 	ups := fs.String("upstreams", "", "JSON list of upstreams")
@@ -72,12 +83,15 @@ func runGateway(args []string) error {
 	var h http.Handler
 	closeApp := func() error { return nil }
 	switch *mode {
-	case "naive":
+	case modeNaive:
 		h = gateway.NewNaive(cfg)
-	case "guarded":
+	case modeFirstFix:
+		cfg.FirstFix = gateway.FirstFixTimeout
+		h = gateway.NewNaive(cfg)
+	case modeGuarded:
 		h, closeApp = gateway.NewGuarded(cfg, logger)
 	default:
-		return fmt.Errorf("gateway: -mode %q: want naive or guarded", *mode)
+		return fmt.Errorf("gateway: -mode %q: want one of %v", *mode, gatewayModes)
 	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -100,8 +114,9 @@ func runGateway(args []string) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	// The naive gateway's handlers all return within its 2s timeout; what it
-	// leaves behind (goroutines stuck on upstreams) does not hold Shutdown.
+	// The runner ends every outage before it stops the gateways, so the
+	// naive gateway's handlers have returned; if one still waits on a stuck
+	// upstream (the runner died), Shutdown gives up after 5s.
 	err = srv.Shutdown(sctx)
 	err = errors.Join(err, closeApp(), tp.Shutdown(sctx))
 	if err != nil {

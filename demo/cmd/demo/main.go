@@ -1,10 +1,11 @@
 // Command demo reproduces the incident of STORY.md and its fix, side by
 // side, and shows both in a real Jaeger.
 //
-// It builds (once) and starts Jaeger v2 on 127.0.0.1, starts two sets of
-// three upstream services and two gateways — the incident's naive code and
-// the same handlers guarded by telltale — drives the same load through
-// each scenario, prints a report, and leaves Jaeger running with the URLs to
+// It builds (once) and starts Jaeger v2 on 127.0.0.1, starts three sets of
+// three upstream services and three gateway processes — the incident's
+// original code, the same with its first fix (time.After), and the same
+// handlers guarded by telltale — drives the same load through each
+// scenario, prints a report, and leaves Jaeger running with the URLs to
 // open until Ctrl-C.
 //
 // Usage:
@@ -128,7 +129,7 @@ func run(args []string, out io.Writer) error {
 		}
 	}()
 
-	fmt.Fprintln(out, "» starting 2×3 upstreams and the two gateways on 127.0.0.1")
+	fmt.Fprintf(out, "» starting %d×3 upstreams and the gateways on 127.0.0.1\n", len(gatewayModes))
 	var gws []*gatewayProc
 	defer func() {
 		for _, g := range gws {
@@ -136,7 +137,7 @@ func run(args []string, out io.Writer) error {
 			g.ups.close()
 		}
 	}()
-	for _, mode := range []string{"naive", "guarded"} {
+	for _, mode := range gatewayModes {
 		ups, err := startUpstreams(upstream.Config{})
 		if err != nil {
 			return err
@@ -147,7 +148,7 @@ func run(args []string, out io.Writer) error {
 			return err
 		}
 		gws = append(gws, g)
-		fmt.Fprintf(out, "  %-8s %s  (upstreams %s, %s, %s)\n", mode, g.url, ups[0].URL(), ups[1].URL(), ups[2].URL())
+		fmt.Fprintf(out, "  %-9s %s  (upstreams %s, %s, %s)\n", mode, g.url, ups[0].URL(), ups[1].URL(), ups[2].URL())
 	}
 
 	client := load.NewClient()
@@ -165,7 +166,7 @@ func run(args []string, out io.Writer) error {
 		}
 		results = append(results, res)
 		for _, g := range res.Gateways {
-			fmt.Fprintf(out, "    %-8s p50 %-8s p99 %-8s errors %d/%d\n", g.Gateway, ms(g.Summary.P50), ms(g.Summary.P99), g.Summary.Errors, g.Summary.Requests)
+			fmt.Fprintf(out, "    %-9s p50 %-8s p99 %-8s max %-8s errors %d/%d\n", g.Gateway, ms(g.Summary.P50), ms(g.Summary.P99), ms(g.Summary.Max), g.Summary.Errors, g.Summary.Requests)
 		}
 	}
 

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/telltale-go/telltale/demo/internal/gateway"
 	"github.com/telltale-go/telltale/demo/internal/jaeger"
 	"github.com/telltale-go/telltale/demo/internal/telemetry"
 	"github.com/telltale-go/telltale/transport"
@@ -35,29 +36,44 @@ func printReport(out io.Writer, results []scenarioResult, queryURL string) {
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "REPORT — same load, same faults; each gateway has its own upstreams")
 	fmt.Fprintln(out)
+	fmt.Fprintln(out, "  naive      the incident's original code: default client, WaitGroup fan-out that waits for the slowest upstream")
+	fmt.Fprintf(out, "  first-fix  the same, the fan-out raced against time.After(%s): the incident's first fix\n", ms(gateway.FirstFixTimeout))
+	fmt.Fprintf(out, "  guarded    the same handlers with telltale: %s request deadline, errgroup fan-out, partial answers\n", ms(gateway.GuardedDeadline))
+	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tgateway\treqs\tok\tpartial\terrors\tp50\tp99\tmax\tgoroutines before→peak→after\tupstream conns peak→after\theap peak→after\tclient spans never ended\t")
+	fmt.Fprintln(tw, "scenario\tgateway\treqs\tok\tpartial\terrors\tp50\tp99\tmax\tin flight peak\tgoroutines before→peak→after\tupstream conns peak→after\theap peak→after\tclient spans never ended\t")
 	for _, sc := range results {
 		for i, g := range sc.Gateways {
 			name := sc.Name
 			if i > 0 {
 				name = ""
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d→%d→%d\t%d→%d\t%s→%s\t%d\t\n",
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d→%d→%d\t%d→%d\t%s→%s\t%d\t\n",
 				name, g.Gateway, g.Summary.Requests, g.Summary.OK, g.Partial, g.Summary.Errors,
-				ms(g.Summary.P50), ms(g.Summary.P99), ms(g.Summary.Max),
+				ms(g.Summary.P50), ms(g.Summary.P99), ms(g.Summary.Max), g.Summary.InFlightPeak,
 				g.GoroutinesBefore, g.GoroutinesPeak, g.GoroutinesAfter,
 				g.ConnsPeak, g.ConnsAfter, mib(g.HeapPeak), mib(g.HeapAfter), g.ClientSpansOpen)
 		}
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(out, "\n(ok counts 2xx answers, partial those of them missing an optional upstream; \"client spans never ended\"")
-	fmt.Fprintln(out, " is the gateway's running total of client spans that were started and never ended, so never exported.)")
+	fmt.Fprintln(out, "\n(ok counts 2xx answers, partial those of them missing an optional upstream; \"in flight peak\" the most")
+	fmt.Fprintln(out, " requests awaiting their answer at once; \"client spans never ended\" is the gateway's running total of")
+	fmt.Fprintln(out, " client spans that were started and never ended, so never exported.)")
+	for _, sc := range results {
+		var outage time.Duration
+		for _, g := range sc.Gateways {
+			outage = max(outage, g.Outage)
+		}
+		if outage > 0 {
+			fmt.Fprintf(out, "(%s: the outage lasted %s, from before the first request until %s after the last; then the\n", sc.Name, ms(outage), ms(outageTail))
+			fmt.Fprintln(out, " upstream came back and answered what it held, and \"after\" was measured once every answer was in.)")
+		}
+	}
 
 	fmt.Fprintln(out, "\nWHAT TELLTALE REPORTED in gateway-guarded (events and error types on its client spans):")
 	for _, sc := range results {
 		for _, g := range sc.Gateways {
-			if g.Gateway != "guarded" {
+			if g.Gateway != modeGuarded {
 				continue
 			}
 			lines := telltaleLines(g, queryURL)
@@ -74,32 +90,44 @@ func printReport(out io.Writer, results []scenarioResult, queryURL string) {
 		}
 	}
 
-	fmt.Fprintln(out, "\nWHAT PLAIN OTELHTTP SHOWS in gateway-naive (its client spans that ended), and what users got:")
+	fmt.Fprintln(out, "\nWHAT PLAIN OTELHTTP SHOWS in gateway-naive and gateway-first-fix (their client spans that ended), and what users got:")
 	for _, sc := range results {
+		i := 0
 		for _, g := range sc.Gateways {
-			if g.Gateway != "naive" {
+			if g.Gateway == modeGuarded {
 				continue
 			}
 			et := countList(g.ErrorTypes)
 			if et == "" {
 				et = "none"
 			}
-			fmt.Fprintf(out, "  %-9s client span errors: %s; answers: %s\n", sc.Name, et, countList(g.Answers))
+			name := sc.Name
+			if i > 0 {
+				name = ""
+			}
+			i++
+			fmt.Fprintf(out, "  %-9s %-9s client span errors: %s; answers: %s\n", name, g.Gateway, et, countList(g.Answers))
 		}
 	}
 
+	var services []string
+	for _, m := range gatewayModes {
+		services = append(services, "gateway-"+m)
+	}
 	if queryURL == "" {
-		fmt.Fprintln(out, "\nTraces went to your own collector, under services gateway-naive and gateway-guarded.")
+		fmt.Fprintf(out, "\nTraces went to your own collector, under services %s.\n", strings.Join(services, ", "))
 		return
 	}
 	fmt.Fprintln(out, "\nJAEGER (query API; the same ids open in the official UI, see README):")
-	fmt.Fprintf(out, "  %s\n  %s\n", jaeger.TracesURL(queryURL, "gateway-naive"), jaeger.TracesURL(queryURL, "gateway-guarded"))
+	for _, s := range services {
+		fmt.Fprintf(out, "  %s\n", jaeger.TracesURL(queryURL, s))
+	}
 	for _, sc := range results {
 		for _, g := range sc.Gateways {
 			if len(g.TraceIDs) == 0 {
 				continue
 			}
-			fmt.Fprintf(out, "  %-9s %-8s %s/api/traces/%s\n", sc.Name, g.Gateway, queryURL, g.TraceIDs[len(g.TraceIDs)/2])
+			fmt.Fprintf(out, "  %-9s %-9s %s/api/traces/%s\n", sc.Name, g.Gateway, queryURL, g.TraceIDs[len(g.TraceIDs)/2])
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -15,23 +16,37 @@ import (
 	"github.com/telltale-go/telltale/demo/internal/upstream"
 )
 
-// scenario is one situation both gateways are put through.
+// scenario is one situation every gateway is put through.
 type scenario struct {
 	name   string
 	about  string
 	path   string
 	faults map[string]upstream.Fault
+	// outage: the faults last while the load is sent and [outageTail]
+	// longer, then the upstreams come back (a black hole then answers what
+	// it held), so that requests stuck on them end and what they leave
+	// behind can be measured. Other faults last until every answer is in.
+	outage bool
 }
 
+// outageTail is how long an outage outlasts the sending of the load: longer
+// than the first fix's timeout, so that every request meets the outage.
+const outageTail = gateway.FirstFixTimeout + 500*time.Millisecond
+
 var scenarios = []scenario{
-	{"healthy", "every upstream healthy", gateway.FeedPath, nil},
-	{"slow", "ads answers after 400ms", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.Slow}},
-	{"leak", "GET /api/count, whose handler never closes the body", gateway.CountPath, nil},
-	{"dead", "users is down: connection refused", gateway.FeedPath, map[string]upstream.Fault{"users": upstream.Dead}},
-	{"blackhole", "ads accepts connections and never answers", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.BlackHole}},
-	{"trickle", "ads sends its body 16 bytes every 100ms", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.Trickle}},
-	{"huge", "ads answers with a 4 MiB body", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.Huge}},
+	{"healthy", "every upstream healthy", gateway.FeedPath, nil, false},
+	{"slow", "ads answers after 400ms", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.Slow}, false},
+	{"leak", "GET /api/count, whose handler never closes the body", gateway.CountPath, nil, false},
+	{"dead", "users is down: connection refused", gateway.FeedPath, map[string]upstream.Fault{"users": upstream.Dead}, false},
+	{"blackhole", "ads accepts connections and never answers, until 2.5s after the last request", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.BlackHole}, true},
+	{"trickle", "ads sends its body 16 bytes every 100ms", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.Trickle}, false},
+	{"huge", "ads answers with a 4 MiB body", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.Huge}, false},
 }
+
+// patience is how long the load driver waits for an answer past the end of
+// sending: long enough for a request held by an outage to be answered when
+// the outage ends, bounded so that the demo never hangs.
+const patience = 30 * time.Second
 
 func scenarioByName(name string) (scenario, bool) {
 	for _, s := range scenarios {
@@ -69,6 +84,10 @@ type gatewayResult struct {
 	TraceIDs []string `json:"trace_ids"`
 	// Answers counts the answers by HTTP status ("no answer" when none came).
 	Answers map[string]int `json:"answers"`
+	// Outage is how long the faults of an outage scenario lasted for this
+	// gateway's upstreams: from before its first request until its last
+	// request was sent.
+	Outage time.Duration `json:"outage_ns,omitempty"`
 	// Errors are a few distinct client-side errors, for the reader.
 	Errors []string `json:"errors,omitempty"`
 }
@@ -97,6 +116,7 @@ func (sc scenario) run(ctx context.Context, client *http.Client, gws []*gatewayP
 			return res, err
 		}
 	}
+	faulted := time.Now()
 	defer func() {
 		for _, g := range gws {
 			_ = g.ups.setFaults(nil)
@@ -144,20 +164,42 @@ func (sc scenario) run(ctx context.Context, client *http.Client, gws []*gatewayP
 
 	start := time.Now()
 	results := make([][]load.Result, len(gws))
+	outages := make([]time.Duration, len(gws))
 	var driving sync.WaitGroup
 	for i, g := range gws {
-		driving.Go(func() {
-			results[i] = load.Run(ctx, client, load.Config{
-				URL:      g.url + sc.path,
-				RPS:      lo.rps,
-				Requests: lo.requests,
-				Duration: lo.duration,
-				Header:   []string{gateway.TraceIDHeader, gateway.MissingHeader},
-			})
-		})
+		cfg := load.Config{
+			URL:      g.url + sc.path,
+			RPS:      lo.rps,
+			Requests: lo.requests,
+			Duration: lo.duration,
+			Header:   []string{gateway.TraceIDHeader, gateway.MissingHeader},
+		}
+		cfg.Timeout = cfg.SendTime() + patience
+		if sc.outage {
+			cfg.Sent = func() {
+				select {
+				case <-ctx.Done():
+				case <-time.After(outageTail):
+				}
+				// The stuck service comes back: what it held is answered.
+				outages[i] = time.Since(faulted)
+				if err := g.ups.setFaults(nil); err != nil {
+					fmt.Fprintf(progress, "    %s: ending the outage: %v\n", g.mode, err)
+				}
+			}
+		}
+		driving.Go(func() { results[i] = load.Run(ctx, client, cfg) })
 	}
 	driving.Wait()
-	fmt.Fprintf(progress, "    load sent and answered in %s; settling %s\n", time.Since(start).Round(100*time.Millisecond), lo.settle)
+	// The users are gone: their idle connections to the gateways would
+	// otherwise count in the gateways' goroutines after the load.
+	client.CloseIdleConnections()
+	if sc.outage {
+		fmt.Fprintf(progress, "    outage of %s, then its upstreams came back; ", ms(slices.Max(outages)))
+	} else {
+		fmt.Fprint(progress, "    ")
+	}
+	fmt.Fprintf(progress, "load sent and answered in %s; settling %s\n", time.Since(start).Round(100*time.Millisecond), lo.settle)
 	select {
 	case <-ctx.Done():
 	case <-time.After(lo.settle):
@@ -171,6 +213,7 @@ func (sc scenario) run(ctx context.Context, client *http.Client, gws []*gatewayP
 	for i, g := range gws {
 		r := &res.Gateways[i]
 		r.Summary = load.Summarize(results[i])
+		r.Outage = outages[i]
 		seen := map[string]bool{}
 		r.Answers = map[string]int{}
 		for _, lr := range results[i] {

@@ -2,8 +2,10 @@
 // two endpoints from the same three upstreams:
 //
 //   - [NewNaive] is the incident's original code: the default HTTP client,
-//     a WaitGroup fan-out raced against time.After, bodies neither closed
-//     nor drained, traced with plain otelhttp.
+//     a WaitGroup fan-out that waits for the slowest upstream, bodies
+//     neither closed nor drained, traced with plain otelhttp. With
+//     [Config.FirstFix] set, its fan-out is raced against time.After: the
+//     incident's first fix.
 //   - [NewGuarded] is the same handlers written with telltale: its Echo
 //     middleware gives each request a deadline and a leak scope, its
 //     transport tracks every body, and the fan-out uses errgroup and answers
@@ -92,6 +94,11 @@ type Config struct {
 	Recorder *telemetry.Recorder
 	// Flush is called by [FlushPath]; nil does nothing.
 	Flush func() error
+	// FirstFix, for the naive gateway only, races its feed's fan-out
+	// against time.After(FirstFix) (the incident's first fix,
+	// [FirstFixTimeout]); zero keeps the original, which waits for every
+	// upstream however long.
+	FirstFix time.Duration
 }
 
 // Stats is what [StatsPath] returns.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -59,6 +60,13 @@ func naive(cfg gateway.Config) (http.Handler, func() error) {
 		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 		return nil
 	}
+}
+
+// firstFix is the naive gateway with the first fix, its timeout shortened
+// for the test.
+func firstFix(cfg gateway.Config) (http.Handler, func() error) {
+	cfg.FirstFix = 200 * time.Millisecond
+	return naive(cfg)
 }
 
 func call(t *testing.T, url string) (int, http.Header, []byte) {
@@ -155,6 +163,86 @@ func TestNaiveLeakLeavesItsClientSpanOpen(t *testing.T) {
 	}
 	if started != 1 {
 		t.Errorf("%d client spans started, want 1", started)
+	}
+}
+
+func TestNaiveWaitsForABlackHoleUntilItComesBack(t *testing.T) {
+	srv, ups, _ := setup(t, naive)
+	defer http.DefaultClient.CloseIdleConnections()
+	if err := ups[2].SetFault(upstream.BlackHole); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		status int
+		after  time.Duration
+	}
+	answered := make(chan answer, 1)
+	start := time.Now()
+	go func() {
+		resp, err := http.Get(srv.URL + gateway.FeedPath)
+		if err != nil {
+			answered <- answer{}
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		answered <- answer{resp.StatusCode, time.Since(start)}
+	}()
+	const outage = 500 * time.Millisecond
+	select {
+	case a := <-answered:
+		t.Fatalf("answered %d after %s while ads was black-holed; the original waits for every upstream", a.status, a.after)
+	case <-time.After(outage):
+	}
+	if err := ups[2].SetFault(upstream.Healthy); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-answered:
+		if a.status != http.StatusOK || a.after < outage {
+			t.Errorf("answered %d after %s, want 200 after the outage (%s)", a.status, a.after, outage)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer 5s after ads came back")
+	}
+}
+
+func TestNaiveFirstFixAnswersInTimeButItsCallLivesOn(t *testing.T) {
+	srv, ups, rec := setup(t, firstFix)
+	defer http.DefaultClient.CloseIdleConnections()
+	if err := ups[2].SetFault(upstream.BlackHole); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	status, _, body := call(t, srv.URL+gateway.FeedPath)
+	if took := time.Since(start); status != http.StatusInternalServerError || took > 2*time.Second {
+		t.Errorf("status %d after %s (%s), want 500 after its 200ms timeout", status, took, body)
+	}
+	// The ads call is still waiting on the black hole: its connection is
+	// open and its client span has not ended.
+	time.Sleep(100 * time.Millisecond)
+	if n := ups[2].OpenConns(); n != 1 {
+		t.Errorf("%d connections open to ads after the answer, want 1 (the abandoned call)", n)
+	}
+	started := 0
+	for _, s := range rec.Started() {
+		if s.SpanKind() == trace.SpanKindClient {
+			started++
+		}
+	}
+	ads := strings.TrimPrefix(ups[2].URL(), "http://")
+	for _, s := range rec.Ended() {
+		if s.SpanKind() != trace.SpanKindClient {
+			continue
+		}
+		for _, kv := range s.Attributes() {
+			if kv.Key == "url.full" && strings.Contains(kv.Value.Emit(), ads) {
+				t.Errorf("the client span of the abandoned ads call ended: %v", s.Attributes())
+			}
+		}
+	}
+	if started != 3 {
+		t.Errorf("%d client spans started, want 3", started)
 	}
 }
 

@@ -15,20 +15,27 @@ import (
 	"github.com/telltale-go/telltale/demo/internal/upstream"
 )
 
-// NaiveTimeout is the incident's first fix: the handler gives up after 2s
-// (select on time.After) while its goroutines carry on.
-const NaiveTimeout = 2 * time.Second
+// FirstFixTimeout is the incident's first fix: the feed handler gives up
+// after 2s (select on time.After) while its goroutines carry on. Set it as
+// [Config.FirstFix] to run that variant.
+const FirstFixTimeout = 2 * time.Second
 
 // NewNaive returns the incident's gateway as an http.Handler. It is traced
 // with plain otelhttp, server and client side, so Jaeger shows exactly what
 // plain otelhttp shows.
+//
+// With a zero [Config.FirstFix] its feed is the incident's original code:
+// it waits for every upstream however long that takes, so while one hangs
+// every request hangs with it. With [FirstFixTimeout] it is the incident's
+// first fix: the same fan-out raced against time.After.
 func NewNaive(cfg Config) http.Handler {
 	tp := cfg.TracerProvider
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
 	g := &naive{
-		ups: cfg.Upstreams,
+		ups:      cfg.Upstreams,
+		firstFix: cfg.FirstFix,
 		// The default client: no timeout, http.DefaultTransport (two idle
 		// connections per host). otelhttp only adds spans.
 		client: &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport, otelhttp.WithTracerProvider(tp))},
@@ -47,8 +54,9 @@ func NewNaive(cfg Config) http.Handler {
 }
 
 type naive struct {
-	ups    []Upstream
-	client *http.Client
+	ups      []Upstream
+	firstFix time.Duration
+	client   *http.Client
 }
 
 type naivePart struct {
@@ -87,16 +95,24 @@ func (g *naive) feed(c echo.Context) error {
 			parts[i].items = doc.Items
 		}()
 	}
-	done := make(chan struct{})
-	go func() {
+	if g.firstFix <= 0 {
+		// The original: wait for the slowest upstream, however long. When
+		// one hangs, every request hangs until it comes back.
 		wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(NaiveTimeout):
-		// Bug: the user gets an error, the goroutines above live on.
-		return echo.NewHTTPError(http.StatusInternalServerError, "upstreams timed out")
+	} else {
+		// The first fix: give up in time...
+		done := make(chan struct{})
+		go func() {
+			wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(g.firstFix):
+			// ...but only the user gets an answer (an error); the
+			// goroutines above, their calls and connections live on.
+			return echo.NewHTTPError(http.StatusInternalServerError, "upstreams timed out")
+		}
 	}
 	feed := Feed{Parts: map[string][]upstream.Item{}}
 	for i, p := range parts {

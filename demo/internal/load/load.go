@@ -29,6 +29,41 @@ type Config struct {
 	Timeout time.Duration
 	// Header names response headers to keep in [Result.Header].
 	Header []string
+	// Sent, if set, is called once the last request has been sent (or
+	// sending stopped because ctx ended), while answers may still be
+	// awaited: the moment a scenario's outage ends.
+	Sent func()
+}
+
+// SendTime is how long sending the burst of cfg takes: from the first
+// request to the last.
+func (cfg Config) SendTime() time.Duration {
+	cfg = cfg.withDefaults()
+	return time.Duration(cfg.requests()-1) * cfg.interval()
+}
+
+func (cfg Config) withDefaults() Config {
+	if cfg.RPS <= 0 {
+		cfg.RPS = 50
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 5 * time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	return cfg
+}
+
+func (cfg Config) requests() int {
+	if cfg.Requests > 0 {
+		return cfg.Requests
+	}
+	return max(1, int(cfg.RPS*cfg.Duration.Seconds()))
+}
+
+func (cfg Config) interval() time.Duration {
+	return time.Duration(float64(time.Second) / cfg.RPS)
 }
 
 // Result is one request's outcome.
@@ -59,35 +94,28 @@ func NewClient() *http.Client {
 // once all have ended. Cancelling ctx stops sending and cancels the requests
 // in flight.
 func Run(ctx context.Context, client *http.Client, cfg Config) []Result {
-	if cfg.RPS <= 0 {
-		cfg.RPS = 50
-	}
-	if cfg.Duration <= 0 {
-		cfg.Duration = 5 * time.Second
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
-	}
-	n := cfg.Requests
-	if n <= 0 {
-		n = max(1, int(cfg.RPS*cfg.Duration.Seconds()))
-	}
-	interval := time.Duration(float64(time.Second) / cfg.RPS)
+	cfg = cfg.withDefaults()
+	n := cfg.requests()
 	results := make([]Result, n)
 	var wg sync.WaitGroup
-	tick := time.NewTicker(interval)
+	tick := time.NewTicker(cfg.interval())
 	defer tick.Stop()
 	for i := range n {
 		if i > 0 {
 			select {
 			case <-ctx.Done():
 				results = results[:i]
-				wg.Wait()
-				return results
+				n = i
 			case <-tick.C:
 			}
 		}
+		if i >= n {
+			break
+		}
 		wg.Go(func() { results[i] = one(ctx, client, cfg) })
+	}
+	if cfg.Sent != nil {
+		cfg.Sent()
 	}
 	wg.Wait()
 	return results
@@ -138,6 +166,9 @@ type Summary struct {
 	P50 time.Duration `json:"p50_ns"`
 	P99 time.Duration `json:"p99_ns"`
 	Max time.Duration `json:"max_ns"`
+	// InFlightPeak is the most requests that were awaiting their answer at
+	// the same time: how far requests piled up.
+	InFlightPeak int `json:"in_flight_peak"`
 }
 
 // Summarize computes a [Summary] of results.
@@ -155,11 +186,37 @@ func Summarize(results []Result) Summary {
 	if len(lat) == 0 {
 		return s
 	}
+	s.InFlightPeak = inFlightPeak(results)
 	slices.Sort(lat)
 	s.P50 = Percentile(lat, 0.50)
 	s.P99 = Percentile(lat, 0.99)
 	s.Max = lat[len(lat)-1]
 	return s
+}
+
+// inFlightPeak sweeps the requests' start and end times.
+func inFlightPeak(results []Result) int {
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	edges := make([]edge, 0, 2*len(results))
+	for _, r := range results {
+		edges = append(edges, edge{r.Start, 1}, edge{r.Start.Add(r.Latency), -1})
+	}
+	// Ends before starts at the same instant: touching is not overlapping.
+	slices.SortFunc(edges, func(a, b edge) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return a.delta - b.delta
+	})
+	n, peak := 0, 0
+	for _, e := range edges {
+		n += e.delta
+		peak = max(peak, n)
+	}
+	return peak
 }
 
 // Percentile returns the q-quantile (0 < q <= 1) of sorted, nearest rank.

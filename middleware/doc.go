@@ -3,8 +3,8 @@
 // of what it left behind — response bodies it never closed and goroutines
 // that outlived it — on that same span.
 //
-// The incident this project was built from (STORY.md) was four bugs that
-// each hid for weeks: a client without timeouts, response bodies never
+// The incident this project was built from (the README's "The incident")
+// was four bugs that each hid for weeks: a client without timeouts, response bodies never
 // closed, a fan-out that waited for the slowest upstream, and goroutines that
 // kept working after the answer was sent. The outbound half, package
 // transport, finds leaked bodies and slow upstreams; but a leak is only

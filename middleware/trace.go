@@ -69,7 +69,7 @@ func TraceWithConfig(cfg TraceConfig) echo.MiddlewareFunc {
 // exactly once. A 5xx error is recorded on the span as error.type and an
 // exception event; 4xx errors are the client's, not the server's, and are
 // not. Middleware that must see the handler's error (a logger) therefore goes
-// inside Trace, and Trace should be the first e.Use.
+// inside Trace, and Trace should come first, after only Echo's Recover.
 func (cfg TraceConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 	if cfg.Skipper == nil {
 		cfg.Skipper = neverSkip

@@ -28,7 +28,7 @@ const (
 	AttrSlowThreshold = "telltale.upstream.slow.threshold_ms"
 	AttrSlowObserved  = "telltale.upstream.slow.observed_ms"
 
-	AttrLeakReason   = "telltale.leak.reason"   // unreachable, out_of_scope or too_old
+	AttrLeakReason   = "telltale.leak.reason"   // unreachable, out_of_scope, too_old or open_at_close
 	AttrLeakRepaired = "telltale.leak.repaired" // telltale closed the body
 	AttrLeakAge      = "telltale.leak.age_ms"   // how long the body had been open
 

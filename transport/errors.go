@@ -40,6 +40,7 @@ type Error struct {
 	Err  error
 }
 
+// Error returns the original error's message.
 func (e *Error) Error() string { return e.Err.Error() }
 
 // Unwrap returns the original error.

@@ -13,7 +13,7 @@ import (
 )
 
 // Defaults of [NewHardenedTransport]. Each replaces a Go default that the
-// incident in STORY.md paid for.
+// incident described in the README paid for.
 const (
 	// DefaultDialTimeout bounds a TCP connect, DNS included. Go's default
 	// transport allows 30 s; a dead upstream should fail fast.

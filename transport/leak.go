@@ -15,7 +15,7 @@ import (
 // A LeakReason says how telltale knew a body had leaked.
 type LeakReason string
 
-// The three leak checks.
+// The leak checks, and the report made when the Transport is closed.
 const (
 	// LeakUnreachable: the application dropped the body without closing
 	// it, and the garbage collector found it.

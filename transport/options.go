@@ -11,8 +11,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Defaults. Each one answers a failure of the incident in STORY.md; every one
-// can be changed with an [Option].
+// Defaults. Each one answers a failure of the incident described in the
+// README; every one can be changed with an [Option].
 const (
 	// DefaultTimeout is the backstop deadline given to a request whose context
 	// has none: Go's default client waits forever. It covers the whole

@@ -26,8 +26,9 @@ const (
 )
 
 // ErrLeakRepaired is returned by Read on a body that telltale closed because
-// it leaked (its scope ended or it grew too old): the code reading it is
-// running after the request it belonged to. errors.Is recognises it.
+// it leaked (it was unreachable, its scope ended, it grew too old, or the
+// Transport was closed): the code reading it is running after the request it
+// belonged to. errors.Is recognises it.
 var ErrLeakRepaired = errors.New("transport: response body was closed by telltale as leaked")
 
 type recordKey struct{}

@@ -1,5 +1,5 @@
-// Command demo reproduces the incident of STORY.md and its fix, side by
-// side, and shows both in a real Jaeger.
+// Command demo reproduces the incident described in the README and its fix,
+// side by side, and shows both in a real Jaeger.
 //
 // It builds (once) and starts Jaeger v2 on 127.0.0.1, starts three sets of
 // three upstream services and three gateway processes — the incident's

@@ -15,3 +15,16 @@ func must(mw echo.MiddlewareFunc, err error) echo.MiddlewareFunc {
 	}
 	return mw
 }
+
+// skippable turns serve into a middleware that calls it for every request
+// skip does not skip.
+func skippable(skip func(echo.Context) bool, serve func(echo.Context, echo.HandlerFunc) error) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if skip(c) {
+				return next(c)
+			}
+			return serve(c, next)
+		}
+	}
+}

@@ -151,14 +151,7 @@ func (cfg DeadlineConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 		return nil, errors.New("middleware: Deadline: status codes must be between 100 and 999")
 	}
 
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if cfg.Skipper(c) {
-				return next(c)
-			}
-			return cfg.serve(c, next)
-		}
-	}, nil
+	return skippable(cfg.Skipper, cfg.serve), nil
 }
 
 func validStatus(code int) bool { return code >= 100 && code <= 999 }

@@ -69,14 +69,7 @@ func (cfg LeaksConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 	if cfg.Goroutines != nil && cfg.Goroutines.id == "" {
 		return nil, errors.New("middleware: Leaks: Goroutines must come from NewGoroutineMonitor")
 	}
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if cfg.Skipper(c) {
-				return next(c)
-			}
-			return cfg.serve(c, next)
-		}
-	}, nil
+	return skippable(cfg.Skipper, cfg.serve), nil
 }
 
 func (cfg *LeaksConfig) serve(c echo.Context, next echo.HandlerFunc) error {

@@ -34,28 +34,17 @@ type instruments struct {
 
 func newInstruments(mp metric.MeterProvider) instruments {
 	m := mp.Meter(ScopeName)
-	fallback := noop.Meter{}
-	var i instruments
-	var err error
-	if i.open, err = m.Int64UpDownCounter(MetricBodiesOpen, metric.WithUnit("{body}"),
-		metric.WithDescription("Response bodies returned to the application and not yet closed, read to their end or reported as leaked.")); err != nil {
-		i.open, _ = fallback.Int64UpDownCounter(MetricBodiesOpen)
+	open, err := m.Int64UpDownCounter(MetricBodiesOpen, metric.WithUnit("{body}"),
+		metric.WithDescription("Response bodies returned to the application and not yet closed, read to their end or reported as leaked."))
+	if err != nil {
+		open, _ = noop.Meter{}.Int64UpDownCounter(MetricBodiesOpen)
 	}
-	if i.leaked, err = m.Int64Counter(MetricBodiesLeaked, metric.WithUnit("{body}"),
-		metric.WithDescription("Response bodies reported as leaked, by reason.")); err != nil {
-		i.leaked, _ = fallback.Int64Counter(MetricBodiesLeaked)
-	}
-	if i.drained, err = m.Int64Counter(MetricBytesDrained, metric.WithUnit("By"),
-		metric.WithDescription("Unread response bytes discarded on Close so that the connection could be reused.")); err != nil {
-		i.drained, _ = fallback.Int64Counter(MetricBytesDrained)
-	}
-	if i.untracked, err = m.Int64Counter(MetricBodiesUntracked, metric.WithUnit("{body}"),
-		metric.WithDescription("Response bodies not tracked because the tracking cap was reached.")); err != nil {
-		i.untracked, _ = fallback.Int64Counter(MetricBodiesUntracked)
-	}
-	if i.slow, err = m.Int64Counter(MetricUpstreamSlow, metric.WithUnit("{request}"),
-		metric.WithDescription("Outbound requests past a slow threshold, by kind.")); err != nil {
-		i.slow, _ = fallback.Int64Counter(MetricUpstreamSlow)
+	i := instruments{
+		open:      open,
+		leaked:    counter(m, MetricBodiesLeaked, "{body}", "Response bodies reported as leaked, by reason."),
+		drained:   counter(m, MetricBytesDrained, "By", "Unread response bytes discarded on Close so that the connection could be reused."),
+		untracked: counter(m, MetricBodiesUntracked, "{body}", "Response bodies not tracked because the tracking cap was reached."),
+		slow:      counter(m, MetricUpstreamSlow, "{request}", "Outbound requests past a slow threshold, by kind."),
 	}
 	i.byReason = map[LeakReason]metric.AddOption{}
 	for _, r := range []LeakReason{LeakUnreachable, LeakOutOfScope, LeakTooOld, LeakOpenAtClose} {
@@ -66,6 +55,16 @@ func newInstruments(mp metric.MeterProvider) instruments {
 		i.byKind[k] = metric.WithAttributeSet(attribute.NewSet(attribute.String(AttrSlowKind, string(k))))
 	}
 	return i
+}
+
+// counter creates a counter, or a no-op one if the meter refuses it: metrics
+// must never stop requests.
+func counter(m metric.Meter, name, unit, description string) metric.Int64Counter {
+	c, err := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(description))
+	if err != nil {
+		c, _ = noop.Meter{}.Int64Counter(name)
+	}
+	return c
 }
 
 func (i *instruments) bodyOpened()             { i.open.Add(context.Background(), 1) }

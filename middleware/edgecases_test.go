@@ -25,11 +25,11 @@ func spanText(s sdktrace.ReadOnlySpan) string {
 	var b strings.Builder
 	b.WriteString(s.Status().Description)
 	for _, a := range s.Attributes() {
-		b.WriteString("\n" + string(a.Key) + "=" + a.Value.Emit())
+		b.WriteString("\n" + string(a.Key) + "=" + a.Value.String())
 	}
 	for _, ev := range s.Events() {
 		for _, a := range ev.Attributes {
-			b.WriteString("\n" + ev.Name + "." + string(a.Key) + "=" + a.Value.Emit())
+			b.WriteString("\n" + ev.Name + "." + string(a.Key) + "=" + a.Value.String())
 		}
 	}
 	return b.String()

@@ -133,7 +133,7 @@ func TestGuardedReportsTheLeakingLine(t *testing.T) {
 			}
 			attrs := map[string]string{}
 			for _, kv := range ev.Attributes {
-				attrs[string(kv.Key)] = kv.Value.Emit()
+				attrs[string(kv.Key)] = kv.Value.String()
 			}
 			if !strings.HasSuffix(attrs[transport.AttrCodeFile], "internal/gateway/guarded.go") || attrs[transport.AttrCodeLine] != strconv.Itoa(line) {
 				t.Errorf("leak at %s:%s, want guarded.go:%d", attrs[transport.AttrCodeFile], attrs[transport.AttrCodeLine], line)
@@ -236,7 +236,7 @@ func TestNaiveFirstFixAnswersInTimeButItsCallLivesOn(t *testing.T) {
 			continue
 		}
 		for _, kv := range s.Attributes() {
-			if kv.Key == "url.full" && strings.Contains(kv.Value.Emit(), ads) {
+			if kv.Key == "url.full" && strings.Contains(kv.Value.String(), ads) {
 				t.Errorf("the client span of the abandoned ads call ended: %v", s.Attributes())
 			}
 		}

@@ -142,7 +142,7 @@ func (r *Recorder) OnEnd(s sdktrace.ReadOnlySpan) {
 	r.ended++
 	for _, kv := range s.Attributes() {
 		if kv.Key == "error.type" {
-			r.errorTypes[kv.Value.Emit()]++
+			r.errorTypes[kv.Value.String()]++
 		}
 	}
 	for _, ev := range s.Events() {
@@ -191,7 +191,7 @@ func (r *Recorder) ForceFlush(context.Context) error { return nil }
 func attrs(kvs []attribute.KeyValue) map[string]string {
 	m := make(map[string]string, len(kvs))
 	for _, kv := range kvs {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }

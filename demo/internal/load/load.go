@@ -100,25 +100,25 @@ func Run(ctx context.Context, client *http.Client, cfg Config) []Result {
 	var wg sync.WaitGroup
 	tick := time.NewTicker(cfg.interval())
 	defer tick.Stop()
+	sent := 0
+sending:
 	for i := range n {
 		if i > 0 {
 			select {
 			case <-ctx.Done():
-				results = results[:i]
-				n = i
+				break sending
 			case <-tick.C:
 			}
 		}
-		if i >= n {
-			break
-		}
+		sent++
 		wg.Go(func() { results[i] = one(ctx, client, cfg) })
 	}
 	if cfg.Sent != nil {
 		cfg.Sent()
 	}
 	wg.Wait()
-	return results
+	// Truncated only once every request's goroutine has written its result.
+	return results[:sent]
 }
 
 func one(ctx context.Context, client *http.Client, cfg Config) Result {

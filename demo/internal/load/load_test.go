@@ -11,7 +11,9 @@ import (
 
 func TestRunCallsSentBeforeAnswersAndCountsThePileUp(t *testing.T) {
 	release := make(chan struct{})
+	var arrived atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
 		select {
 		case <-release:
 		case <-r.Context().Done():
@@ -24,7 +26,13 @@ func TestRunCallsSentBeforeAnswersAndCountsThePileUp(t *testing.T) {
 	var sent atomic.Bool
 	cfg := Config{URL: srv.URL, RPS: 100, Requests: 10, Sent: func() {
 		sent.Store(true)
-		close(release) // the outage ends once everything is sent
+		// The outage ends once everything is sent, and has arrived: the last
+		// request's goroutine may not have run yet when Sent is called, and
+		// under -race it could start after the first answer.
+		for deadline := time.Now().Add(5 * time.Second); arrived.Load() < 10 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		close(release)
 	}}
 	if got, want := cfg.SendTime(), 90*time.Millisecond; got != want {
 		t.Errorf("SendTime = %s, want %s", got, want)

@@ -32,6 +32,7 @@ import (
 
 	"github.com/telltale-go/telltale/demo/internal/jaeger"
 	"github.com/telltale-go/telltale/demo/internal/load"
+	"github.com/telltale-go/telltale/demo/internal/telemetry"
 	"github.com/telltale-go/telltale/demo/internal/upstream"
 )
 
@@ -86,6 +87,12 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.load.rps <= 0 {
 		return o, errors.New("demo: -rps must be positive")
+	}
+	if o.otlp != "" {
+		// Checked here: a gateway would only fail to start with it.
+		if _, err := telemetry.ParseEndpoint(o.otlp); err != nil {
+			return o, fmt.Errorf("demo: -otlp: %w", err)
+		}
 	}
 	return o, nil
 }
@@ -171,12 +178,21 @@ func run(args []string, out io.Writer) error {
 	}
 
 	fmt.Fprintln(out, "» flushing the gateways' traces")
+	flushFailed := 0
 	for _, g := range gws {
 		if err := g.flush(ctx); err != nil {
+			flushFailed++
 			fmt.Fprintln(out, "  ", err)
 		}
 	}
 	printReport(out, results, queryURL)
+	if flushFailed > 0 {
+		to := endpoint
+		if to == "" {
+			to = "the collector of OTEL_EXPORTER_OTLP_*"
+		}
+		fmt.Fprintf(out, "\nWARNING: %d of %d gateways could not send their traces to %s (errors above, details in %s/gateway-*.log): the figures above stand, the traces may be missing.\n", flushFailed, len(gws), to, o.logDir)
+	}
 	if o.jsonOut != "" {
 		if err := writeJSON(o.jsonOut, results); err != nil {
 			return err

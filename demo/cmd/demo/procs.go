@@ -187,9 +187,10 @@ func (g *gatewayProc) flush(ctx context.Context) error {
 		return fmt.Errorf("demo: flush %s: %w", g.mode, err)
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode != http.StatusNoContent {
-		return fmt.Errorf("demo: flush %s: %s", g.mode, resp.Status)
+		// The body is the exporter's error, such as a refused connection.
+		return fmt.Errorf("demo: flush %s: %s: %s", g.mode, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -137,12 +138,33 @@ func Healthy(ctx context.Context) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
+// Addrs are the loopback addresses Jaeger listens on with config.yaml.
+var Addrs = []string{"127.0.0.1:4317", "127.0.0.1:4318", "127.0.0.1:16685", "127.0.0.1:16686", "127.0.0.1:13133"}
+
+// takenAddrs returns the addresses of [Addrs] something already listens on.
+func takenAddrs() []string {
+	var taken []string
+	for _, a := range Addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			taken = append(taken, a)
+			continue
+		}
+		_ = ln.Close()
+	}
+	return taken
+}
+
 // Start runs the binary of dir with dir's config.yaml, logging to logFile,
-// and waits until it is healthy (at most 30s).
+// and waits until it is healthy (at most 30s). It returns [ErrPortsTaken]
+// at once if one of [Addrs] is already in use.
 func Start(ctx context.Context, dir, logFile string) (*Process, error) {
 	bin := Binary(dir)
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("jaeger: binary not built: %w", err)
+	}
+	if taken := takenAddrs(); len(taken) > 0 {
+		return nil, fmt.Errorf("%w: %s already in use by a program that is not a healthy Jaeger (%s does not answer); stop it, or send the traces to your own collector with -otlp URL", ErrPortsTaken, strings.Join(taken, ", "), HealthURL)
 	}
 	log, err := os.Create(logFile)
 	if err != nil {

@@ -38,9 +38,9 @@ func NewProvider(ctx context.Context, service, endpoint string) (*sdktrace.Trace
 	if endpoint != "" {
 		// endpoint is a base URL, like OTEL_EXPORTER_OTLP_ENDPOINT: the
 		// signal's path is appended (WithEndpointURL would use it as is).
-		u, err := url.Parse(endpoint)
-		if err != nil || u.Host == "" {
-			return nil, nil, fmt.Errorf("telemetry: OTLP endpoint %q: want a URL like http://127.0.0.1:4318", endpoint)
+		u, err := ParseEndpoint(endpoint)
+		if err != nil {
+			return nil, nil, err
 		}
 		opts = append(opts, otlptracehttp.WithEndpoint(u.Host), otlptracehttp.WithURLPath(strings.TrimSuffix(u.Path, "/")+"/v1/traces"))
 		if u.Scheme == "http" {
@@ -63,6 +63,15 @@ func NewProvider(ctx context.Context, service, endpoint string) (*sdktrace.Trace
 		sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(500*time.Millisecond)),
 	)
 	return tp, rec, nil
+}
+
+// ParseEndpoint checks an OTLP/HTTP base URL such as http://127.0.0.1:4318.
+func ParseEndpoint(endpoint string) (*url.URL, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("telemetry: OTLP endpoint %q: want an OTLP/HTTP base URL like http://127.0.0.1:4318", endpoint)
+	}
+	return u, nil
 }
 
 // Finding is one telltale event seen on an ended span.

@@ -43,11 +43,21 @@ func main() {
 	} else {
 		err = run(os.Args[1:], os.Stdout)
 	}
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errInterrupted):
+		// Everything started is stopped by now; 128+SIGINT, as shells do.
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(130)
+	default:
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
+
+// errInterrupted is returned by run when Ctrl-C (or SIGTERM) stopped it
+// before the report.
+var errInterrupted = errors.New("demo: interrupted before the report; everything it started is stopped")
 
 // options are the runner's flags.
 type options struct {
@@ -105,13 +115,22 @@ func scenarioNames() string {
 	return strings.Join(n, ",")
 }
 
-func run(args []string, out io.Writer) error {
+func run(args []string, out io.Writer) (err error) {
 	o, err := parseFlags(args)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too: a closed terminal must stop what the demo started, as
+	// Ctrl-C does.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	defer func() {
+		// Whatever failed once the user interrupted (the Jaeger build, a
+		// gateway's start, a scenario) failed because of it.
+		if err != nil && ctx.Err() != nil {
+			err = errInterrupted
+		}
+	}()
 	if err := os.MkdirAll(o.logDir, 0o755); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -166,8 +185,7 @@ func run(args []string, out io.Writer) error {
 		res, err := sc.run(ctx, client, gws, o.load, out)
 		if err != nil {
 			if ctx.Err() != nil {
-				fmt.Fprintln(out, "» interrupted")
-				return nil
+				fmt.Fprintln(out, "» interrupted: stopping the gateways, the upstreams and Jaeger")
 			}
 			return err
 		}
@@ -220,7 +238,7 @@ func startJaeger(ctx context.Context, logDir string, out io.Writer) (*jaeger.Pro
 	}
 	dir, err := jaeger.Dir()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: run the demo from the telltale repository (make demo), or send the traces to your own collector with -otlp URL", err)
 	}
 	if _, err := os.Stat(jaeger.Binary(dir)); err != nil {
 		fmt.Fprintf(out, "» building Jaeger v2 in %s (first time only: ~4 min, ~2 GB RAM; later builds take seconds)\n", dir)

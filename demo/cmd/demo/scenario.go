@@ -191,6 +191,12 @@ func (sc scenario) run(ctx context.Context, client *http.Client, gws []*gatewayP
 		driving.Go(func() { results[i] = load.Run(ctx, client, cfg) })
 	}
 	driving.Wait()
+	if err := ctx.Err(); err != nil {
+		// Interrupted: the answers are cancellations, nothing to measure.
+		stopSampling()
+		sampling.Wait()
+		return res, err
+	}
 	// The users are gone: their idle connections to the gateways would
 	// otherwise count in the gateways' goroutines after the load.
 	client.CloseIdleConnections()

@@ -64,8 +64,18 @@ func Binary(dir string) string { return filepath.Join(dir, "bin", "jaeger") }
 // how many packages are compiled.
 func Build(ctx context.Context, dir string, progress io.Writer) error {
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-v", "-o", Binary(dir), ToolPackage)
+	// Built under another name and renamed once complete: an interrupted
+	// build must not leave a truncated binary that the next run would start.
+	tmp := Binary(dir) + ".tmp"
+	defer os.Remove(tmp)
+	cmd := exec.CommandContext(ctx, "go", "build", "-v", "-o", tmp, ToolPackage)
 	cmd.Dir = dir
+	// go build in a process group of its own, killed as a whole when ctx
+	// ends (Ctrl-C): killing only the go command would leave its compile
+	// and link processes running, and holding the output pipe open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return fmt.Errorf("jaeger: build: %w", err)
@@ -98,7 +108,13 @@ func Build(ctx context.Context, dir string, progress io.Writer) error {
 	}()
 	<-done
 	if err := cmd.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("jaeger: build interrupted: %w", ctx.Err())
+		}
 		return fmt.Errorf("jaeger: go build in %s: %w\n%s", dir, err, strings.Join(tail, "\n"))
+	}
+	if err := os.Rename(tmp, Binary(dir)); err != nil {
+		return fmt.Errorf("jaeger: %w", err)
 	}
 	fmt.Fprintf(progress, "  jaeger build: done in %s\n", time.Since(start).Round(time.Second))
 	return nil
@@ -178,6 +194,7 @@ func Start(ctx context.Context, dir, logFile string) (*Process, error) {
 	// Its own process group: a Ctrl-C in the terminal reaches the demo, which
 	// then stops Jaeger itself, in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stopWithParent(cmd.SysProcAttr)
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return nil, fmt.Errorf("jaeger: start: %w", err)

@@ -243,6 +243,14 @@ func TestSlowUpstream(t *testing.T) {
 	if strings.Join(kinds, ",") != "ttfb,total" {
 		t.Errorf("slow events = %v, want ttfb,total", kinds)
 	}
+	for _, kind := range []string{"ttfb", "total"} {
+		if got := e.sum(t, transport.MetricUpstreamSlow, attribute.String(transport.AttrSlowKind, kind)); got != 1 {
+			t.Errorf("%s{kind=%s} = %d, want 1", transport.MetricUpstreamSlow, kind, got)
+		}
+	}
+	if got := e.sum(t, transport.MetricUpstreamSlow, attribute.String("server.address", "127.0.0.1")); got != 2 {
+		t.Errorf("%s{server.address=127.0.0.1} = %d, want 2", transport.MetricUpstreamSlow, got)
+	}
 }
 
 func TestDeadlinePropagation(t *testing.T) {

@@ -91,7 +91,7 @@ func (t *Transport) reportLeak(rec *record, reason LeakReason) (Leak, bool) {
 
 	t.reg.remove(rec)
 	t.inst.bodyEnded()
-	t.inst.bodyLeaked(reason)
+	t.inst.bodyLeaked(reason, rec.hostname())
 	t.leaks.add(leak)
 
 	if repair {
@@ -160,7 +160,7 @@ const (
 
 // markSlow records that a call crossed a slow threshold.
 func (t *Transport) markSlow(rec *record, kind slowKind, threshold, observed time.Duration) {
-	t.inst.upstreamSlow(kind)
+	t.inst.upstreamSlow(kind, rec.hostname())
 	span := rec.span
 	if span == nil || !span.IsRecording() {
 		return

@@ -115,6 +115,9 @@ func TestForgottenCloseIsReportedWhenUnreachable(t *testing.T) {
 	if got := e.sum(t, transport.MetricBodiesLeaked, attribute.String(transport.AttrLeakReason, "unreachable")); got != leaks {
 		t.Errorf("%s = %d, want %d", transport.MetricBodiesLeaked, got, leaks)
 	}
+	if got := e.sum(t, transport.MetricBodiesLeaked, attribute.String("server.address", "127.0.0.1")); got != leaks {
+		t.Errorf("%s{server.address=127.0.0.1} = %d, want %d", transport.MetricBodiesLeaked, got, leaks)
+	}
 	if got := e.sum(t, transport.MetricBodiesOpen, attribute.KeyValue{}); got != 0 {
 		t.Errorf("%s = %d after repair, want 0", transport.MetricBodiesOpen, got)
 	}

@@ -14,10 +14,10 @@ const ScopeName = "github.com/telltale-go/telltale/transport"
 // Metric names, in the http.client.* namespace of the semantic conventions.
 const (
 	MetricBodiesOpen      = "http.client.response.body.open"      // up-down counter of bodies not yet closed
-	MetricBodiesLeaked    = "http.client.response.body.leaked"    // counter, by telltale.leak.reason
+	MetricBodiesLeaked    = "http.client.response.body.leaked"    // counter, by telltale.leak.reason and server.address
 	MetricBytesDrained    = "http.client.response.body.drained"   // counter of bytes Close discarded
 	MetricBodiesUntracked = "http.client.response.body.untracked" // counter of bodies past WithMaxTrackedBodies
-	MetricUpstreamSlow    = "http.client.upstream.slow"           // counter, by telltale.upstream.slow.kind
+	MetricUpstreamSlow    = "http.client.upstream.slow"           // counter, by telltale.upstream.slow.kind and server.address
 )
 
 type instruments struct {
@@ -26,10 +26,6 @@ type instruments struct {
 	drained   metric.Int64Counter
 	untracked metric.Int64Counter
 	slow      metric.Int64Counter
-
-	// Attribute options built once, so that recording allocates nothing.
-	byReason map[LeakReason]metric.AddOption
-	byKind   map[slowKind]metric.AddOption
 }
 
 func newInstruments(mp metric.MeterProvider) instruments {
@@ -41,18 +37,10 @@ func newInstruments(mp metric.MeterProvider) instruments {
 	}
 	i := instruments{
 		open:      open,
-		leaked:    counter(m, MetricBodiesLeaked, "{body}", "Response bodies reported as leaked, by reason."),
+		leaked:    counter(m, MetricBodiesLeaked, "{body}", "Response bodies reported as leaked, by reason and upstream."),
 		drained:   counter(m, MetricBytesDrained, "By", "Unread response bytes discarded on Close so that the connection could be reused."),
 		untracked: counter(m, MetricBodiesUntracked, "{body}", "Response bodies not tracked because the tracking cap was reached."),
-		slow:      counter(m, MetricUpstreamSlow, "{request}", "Outbound requests past a slow threshold, by kind."),
-	}
-	i.byReason = map[LeakReason]metric.AddOption{}
-	for _, r := range []LeakReason{LeakUnreachable, LeakOutOfScope, LeakTooOld, LeakOpenAtClose} {
-		i.byReason[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String(AttrLeakReason, string(r))))
-	}
-	i.byKind = map[slowKind]metric.AddOption{}
-	for _, k := range []slowKind{slowTTFB, slowTotal} {
-		i.byKind[k] = metric.WithAttributeSet(attribute.NewSet(attribute.String(AttrSlowKind, string(k))))
+		slow:      counter(m, MetricUpstreamSlow, "{request}", "Outbound requests past a slow threshold, by kind and upstream."),
 	}
 	return i
 }
@@ -67,9 +55,19 @@ func counter(m metric.Meter, name, unit, description string) metric.Int64Counter
 	return c
 }
 
-func (i *instruments) bodyOpened()             { i.open.Add(context.Background(), 1) }
-func (i *instruments) bodyEnded()              { i.open.Add(context.Background(), -1) }
-func (i *instruments) bodyDrained(n int64)     { i.drained.Add(context.Background(), n) }
-func (i *instruments) bodyUntracked()          { i.untracked.Add(context.Background(), 1) }
-func (i *instruments) bodyLeaked(r LeakReason) { i.leaked.Add(context.Background(), 1, i.byReason[r]) }
-func (i *instruments) upstreamSlow(k slowKind) { i.slow.Add(context.Background(), 1, i.byKind[k]) }
+func (i *instruments) bodyOpened()         { i.open.Add(context.Background(), 1) }
+func (i *instruments) bodyEnded()          { i.open.Add(context.Background(), -1) }
+func (i *instruments) bodyDrained(n int64) { i.drained.Add(context.Background(), n) }
+func (i *instruments) bodyUntracked()      { i.untracked.Add(context.Background(), 1) }
+
+// bodyLeaked and upstreamSlow are off the fast path: their attributes say
+// which upstream, so that dashboards can tell which service leaks or lags.
+func (i *instruments) bodyLeaked(r LeakReason, host string) {
+	i.leaked.Add(context.Background(), 1, metric.WithAttributes(
+		attribute.String(AttrLeakReason, string(r)), attribute.String("server.address", host)))
+}
+
+func (i *instruments) upstreamSlow(k slowKind, host string) {
+	i.slow.Add(context.Background(), 1, metric.WithAttributes(
+		attribute.String(AttrSlowKind, string(k)), attribute.String("server.address", host)))
+}

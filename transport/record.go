@@ -92,6 +92,15 @@ func recordFrom(ctx context.Context) *record {
 	return r
 }
 
+// hostname is the upstream's host name, without the port: the
+// server.address of the semantic conventions.
+func (r *record) hostname() string {
+	if r.url == nil {
+		return ""
+	}
+	return r.url.Hostname()
+}
+
 func (r *record) isOpen() bool { return r.state.Load() == stateOpen }
 
 func (r *record) gotConn(info httptrace.GotConnInfo) {

@@ -43,6 +43,8 @@ type Inspection struct {
 type TransportInspection struct {
 	// Index is the transport's position in InspectorConfig.Transports.
 	Index int `json:"index"`
+	// Name is the name given with transport.WithName, if any.
+	Name string `json:"name,omitempty"`
 	// Stats are the transport's counters.
 	Stats transport.Stats `json:"stats"`
 	// OpenBodies are the bodies still open, oldest first.
@@ -104,6 +106,7 @@ func (cfg InspectorConfig) inspect() Inspection {
 		}
 		in.Transports = append(in.Transports, TransportInspection{
 			Index:       i,
+			Name:        tr.Name(),
 			Stats:       tr.Stats(),
 			OpenBodies:  capped(open, cfg.MaxItems),
 			RecentLeaks: capped(leaks, cfg.MaxItems),

@@ -27,7 +27,7 @@ const evilRoute = "/evil/<b>bold</b>"
 // call site of the open body.
 func inspectorEnv(t *testing.T) (v *env, openFile string, openLine int) {
 	t.Helper()
-	v = newEnv(t)
+	v = newEnv(t, transport.WithName("articles"))
 	upstream, _ := countingUpstream(t, 4<<10)
 	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Interval: time.Millisecond, Grace: time.Millisecond})
 	release := make(chan struct{})
@@ -86,7 +86,7 @@ func TestInspectorJSON(t *testing.T) {
 			t.Fatalf("%d transports", len(in.Transports))
 		}
 		tr := in.Transports[0]
-		if tr.Stats.Open != 1 || tr.Stats.Leaked != 1 || len(tr.OpenBodies) != 1 || len(tr.RecentLeaks) != 1 {
+		if tr.Name != "articles" || tr.Stats.Open != 1 || tr.Stats.Leaked != 1 || len(tr.OpenBodies) != 1 || len(tr.RecentLeaks) != 1 {
 			t.Fatalf("transport %+v", tr)
 		}
 		if site := tr.OpenBodies[0].CallSite; site.File != openFile || site.Line != openLine {
@@ -134,6 +134,7 @@ func TestInspectorInChromium(t *testing.T) {
 	dom := runChromium(t, "--dump-dom", url)
 	for _, want := range []string{
 		`<h1>telltale inspector</h1>`,
+		`<h2>Transport articles</h2>`,
 		`<b id="open-0">1</b>`,
 		`<b id="leaked-0" class="bad">1</b>`,
 		`<tr class="open-body">`,

@@ -42,6 +42,9 @@ func (t *Transport) RecentLeaks() []Leak {
 	return l
 }
 
+// Name returns the name given with [WithName], or "".
+func (t *Transport) Name() string { return t.cfg.name }
+
 // Stats are a Transport's counters since it was created.
 type Stats struct {
 	Open      int64 `json:"open"`      // tracked bodies still open

@@ -106,6 +106,7 @@ func (t *Transport) reportLeak(rec *record, reason LeakReason) (Leak, bool) {
 		return leak, true
 	}
 	t.cfg.logger.LogAttrs(context.Background(), slog.LevelWarn, "telltale: response body leaked",
+		slog.String("transport", t.cfg.name),
 		slog.String("reason", string(reason)),
 		slog.String("call_site", leak.CallSite.String()),
 		slog.String("method", leak.Method),

@@ -71,6 +71,7 @@ type config struct {
 
 	propagateDeadline bool
 	skipPackages      []string
+	name              string
 }
 
 func newConfig(opts []Option) config {
@@ -217,6 +218,18 @@ func WithSlowThreshold(ttfb, total time.Duration) Option {
 // long you will wait, which you may not want to tell third parties.
 func WithDeadlinePropagation() Option {
 	return optionFunc(func(c *config) { c.propagateDeadline = true })
+}
+
+// WithName names the Transport — typically after the upstream or the team
+// it serves, "payments" — in its leak warnings and in the leak inspector,
+// where a service with several clients needs to tell them apart. Empty names
+// are ignored.
+func WithName(name string) Option {
+	return optionFunc(func(c *config) {
+		if name = strings.TrimSpace(name); name != "" {
+			c.name = name
+		}
+	})
 }
 
 // WithCallSiteSkip names more packages whose frames are skipped when telltale

@@ -55,6 +55,21 @@ func TestCloseReportsOpenBodiesAndLosesNoSpan(t *testing.T) {
 	}
 }
 
+func TestLeakWarningNamesTheTransport(t *testing.T) {
+	srv := payloadServer(t, 10)
+	logs := &syncBuffer{}
+	e := newEnv(t, nil, transport.WithLogger(slogTo(logs)), transport.WithName(" payments "))
+	if e.tr.Name() != "payments" {
+		t.Errorf("Name() = %q, want payments", e.tr.Name())
+	}
+	ctx, scope := transport.WithScope(context.Background())
+	_ = get(t, e.client, ctx, srv.URL)
+	scope.End()
+	if !strings.Contains(logs.String(), "transport=payments") {
+		t.Errorf("leak warning does not name the transport:\n%s", logs)
+	}
+}
+
 func TestLeakWarningsAreRateLimited(t *testing.T) {
 	srv := payloadServer(t, 10)
 	logs := &syncBuffer{}

@@ -1,19 +1,3 @@
-// Package gateway holds the demo's two API gateways, which serve the same
-// two endpoints from the same three upstreams:
-//
-//   - [NewNaive] is the incident's original code: the default HTTP client,
-//     a WaitGroup fan-out that waits for the slowest upstream, bodies
-//     neither closed nor drained, traced with plain otelhttp. With
-//     [Config.FirstFix] set, its fan-out is raced against time.After: the
-//     incident's first fix.
-//   - [NewGuarded] is the same handlers written with telltale: its Echo
-//     middleware gives each request a deadline and a leak scope, its
-//     transport tracks every body, and the fan-out uses errgroup and answers
-//     with partial results when an optional upstream fails.
-//
-// Both keep one bug on purpose: the count endpoint never closes the body of
-// the response whose header it reads. In the naive gateway that call's span
-// never reaches Jaeger; in the guarded one telltale reports it with its line.
 package gateway
 
 import (

@@ -74,17 +74,14 @@ func TestSoak(t *testing.T) {
 
 	// Three upstreams: articles (required) healthy, users black-holed, ads
 	// healthy.
-	var ups []*upstream.Server
-	var spec []gateway.Upstream
-	for i, name := range []string{"articles", "users", "ads"} {
-		s, err := upstream.Start(name, upstream.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		ups = append(ups, s)
-		spec = append(spec, gateway.Upstream{Name: name, URL: s.URL(), Optional: i > 0})
+	ups, err := gateway.StartUpstreams(upstream.Config{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, s := range ups {
+		defer s.Close()
+	}
+	spec := gateway.Describe(ups)
 	if err := ups[1].SetFault(upstream.BlackHole); err != nil {
 		t.Fatal(err)
 	}

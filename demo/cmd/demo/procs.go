@@ -24,28 +24,8 @@ import (
 // alone and do not disturb the other.
 type upstreamSet []*upstream.Server
 
-// upstreamNames are the services of a set; only the first is required.
-var upstreamNames = []string{"articles", "users", "ads"}
-
 func startUpstreams(cfg upstream.Config) (upstreamSet, error) {
-	var set upstreamSet
-	for _, name := range upstreamNames {
-		s, err := upstream.Start(name, cfg)
-		if err != nil {
-			set.close()
-			return nil, err
-		}
-		set = append(set, s)
-	}
-	return set, nil
-}
-
-func (set upstreamSet) describe() []gateway.Upstream {
-	out := make([]gateway.Upstream, len(set))
-	for i, s := range set {
-		out[i] = gateway.Upstream{Name: s.Name(), URL: s.URL(), Optional: i > 0}
-	}
-	return out
+	return gateway.StartUpstreams(cfg)
 }
 
 // setFaults switches the named upstreams to their fault, every other one to
@@ -97,7 +77,7 @@ func startGateway(ctx context.Context, mode, service, otlp, logFile string, ups 
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	spec, err := json.Marshal(ups.describe())
+	spec, err := json.Marshal(gateway.Describe(ups))
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}

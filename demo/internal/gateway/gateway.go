@@ -49,6 +49,37 @@ type Upstream struct {
 	Optional bool
 }
 
+// UpstreamNames are the services each gateway calls, in order; only the
+// first is required.
+var UpstreamNames = []string{"articles", "users", "ads"}
+
+// StartUpstreams starts one upstream for each of [UpstreamNames], all
+// healthy. If one fails to start, those already started are closed.
+func StartUpstreams(cfg upstream.Config) ([]*upstream.Server, error) {
+	var servers []*upstream.Server
+	for _, name := range UpstreamNames {
+		s, err := upstream.Start(name, cfg)
+		if err != nil {
+			for _, started := range servers {
+				_ = started.Close()
+			}
+			return nil, err
+		}
+		servers = append(servers, s)
+	}
+	return servers, nil
+}
+
+// Describe returns the [Config.Upstreams] of servers started by
+// [StartUpstreams]: the first is required, the others optional.
+func Describe(servers []*upstream.Server) []Upstream {
+	out := make([]Upstream, len(servers))
+	for i, s := range servers {
+		out[i] = Upstream{Name: s.Name(), URL: s.URL(), Optional: i > 0}
+	}
+	return out
+}
+
 // Feed is the answer of [FeedPath].
 type Feed struct {
 	// Parts maps an upstream name to its items.

@@ -29,20 +29,16 @@ import (
 // setup starts three real upstreams and the gateway built by mk.
 func setup(t *testing.T, mk func(gateway.Config) (http.Handler, func() error)) (*httptest.Server, []*upstream.Server, *tracetest.SpanRecorder) {
 	t.Helper()
-	var ups []*upstream.Server
-	var spec []gateway.Upstream
-	for i, name := range []string{"articles", "users", "ads"} {
-		s, err := upstream.Start(name, upstream.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
+	ups, err := gateway.StartUpstreams(upstream.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ups {
 		t.Cleanup(func() { _ = s.Close() })
-		ups = append(ups, s)
-		spec = append(spec, gateway.Upstream{Name: name, URL: s.URL(), Optional: i > 0})
 	}
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	h, closeFn := mk(gateway.Config{Upstreams: spec, TracerProvider: tp})
+	h, closeFn := mk(gateway.Config{Upstreams: gateway.Describe(ups), TracerProvider: tp})
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()

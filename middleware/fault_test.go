@@ -1,7 +1,6 @@
 package middleware_test
 
 import (
-	"crypto/tls"
 	"log/slog"
 	"net/http"
 	"testing"
@@ -27,13 +26,8 @@ func TestFaultMatrixThroughEcho(t *testing.T) {
 	for _, f := range faulty.Faults() {
 		t.Run(f.Name, func(t *testing.T) {
 			up := f.Start(t)
-			base := transport.NewHardenedTransport()
-			base.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
-			if f.Tune != nil {
-				f.Tune(base)
-			}
 			v := newEnv(t)
-			tr := transport.New(base, transport.WithTracerProvider(v.tp), transport.WithPropagators(v.prop), transport.WithLogger(slog.New(slog.DiscardHandler)))
+			tr := transport.New(f.Base(), transport.WithTracerProvider(v.tp), transport.WithPropagators(v.prop), transport.WithLogger(slog.New(slog.DiscardHandler)))
 			t.Cleanup(func() { _ = tr.Close() })
 			client := &http.Client{Transport: tr}
 

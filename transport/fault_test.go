@@ -2,7 +2,6 @@ package transport_test
 
 import (
 	"context"
-	"crypto/tls"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -28,12 +27,7 @@ func TestFaultMatrix(t *testing.T) {
 	for _, f := range faulty.Faults() {
 		t.Run(f.Name, func(t *testing.T) {
 			up := f.Start(t)
-			base := transport.NewHardenedTransport()
-			base.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
-			if f.Tune != nil {
-				f.Tune(base)
-			}
-			e := newEnv(t, base)
+			e := newEnv(t, f.Base())
 			ctx, cancel := context.WithTimeout(context.Background(), faulty.Deadline)
 			defer cancel()
 

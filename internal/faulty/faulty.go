@@ -2,6 +2,7 @@ package faulty
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -34,6 +35,17 @@ type Fault struct {
 	Tune func(*http.Transport)
 	// ErrorType is the error.type the client span must carry; "" for none.
 	ErrorType string
+}
+
+// Base returns the hardened transport tuned for the fault, trusting any
+// certificate (the TLS fault never gets as far as checking one).
+func (f Fault) Base() *http.Transport {
+	base := transport.NewHardenedTransport()
+	base.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	if f.Tune != nil {
+		f.Tune(base)
+	}
+	return base
 }
 
 // Failing reports whether a call to the upstream fails.

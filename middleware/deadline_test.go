@@ -247,11 +247,6 @@ func TestDeadlineRecordsOverrun(t *testing.T) {
 // span, no deadline mark.
 func TestDeadlineClientGoneIs499NotError(t *testing.T) {
 	v := newEnv(t)
-	var handled atomic.Int32
-	v.e.HTTPErrorHandler = func(err error, c echo.Context) {
-		handled.Add(1)
-		v.e.DefaultHTTPErrorHandler(err, c)
-	}
 	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
 	v.e.Use(ttmw.Deadline(5 * time.Second))
 	entered := make(chan struct{})

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +59,17 @@ func (v *env) start(t *testing.T) {
 	t.Helper()
 	v.srv = httptest.NewServer(v.e)
 	t.Cleanup(v.srv.Close)
+}
+
+// countErrorHandling counts the calls of Echo's error handler, which must
+// run once per error.
+func (v *env) countErrorHandling() *atomic.Int32 {
+	var handled atomic.Int32
+	v.e.HTTPErrorHandler = func(err error, c echo.Context) {
+		handled.Add(1)
+		v.e.DefaultHTTPErrorHandler(err, c)
+	}
+	return &handled
 }
 
 // do sends a request to the Echo server with a plain client and returns the

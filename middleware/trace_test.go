@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/labstack/echo/v4"
@@ -54,11 +53,7 @@ func TestTraceNamesSpansByRouteTemplate(t *testing.T) {
 // client got; a 5xx is recorded as an error with error.type, a 4xx is not.
 func TestTraceRecordsStatusAndErrorOnce(t *testing.T) {
 	v := newEnv(t)
-	var handled atomic.Int32
-	v.e.HTTPErrorHandler = func(err error, c echo.Context) {
-		handled.Add(1)
-		v.e.DefaultHTTPErrorHandler(err, c)
-	}
+	handled := v.countErrorHandling()
 	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
 	v.e.GET("/boom", func(c echo.Context) error { return errors.New("boom") })
 	v.e.GET("/missing/:id", func(c echo.Context) error { return echo.NewHTTPError(http.StatusNotFound, "no such thing") })

@@ -9,9 +9,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 
-	"github.com/telltale-go/telltale/transport"
+	"github.com/telltale-go/telltale/internal/lazyctx"
+	"github.com/telltale-go/telltale/internal/timeoutheader"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 // StatusClientClosedRequest is the status nginx made up for a request whose
@@ -20,17 +21,15 @@ import (
 // error.
 const StatusClientClosedRequest = 499
 
-// A DeadlineSource says where a request's deadline came from; it is recorded
-// on the server span as telltale.deadline.source.
-type DeadlineSource string
-
-// The sources of a deadline, from the most specific.
+// Where a request's deadline came from, recorded as
+// telltale.deadline.source, from the most specific.
 const (
-	SourceHeader  DeadlineSource = "header"  // the caller's budget, from transport.TimeoutHeader
-	SourceFunc    DeadlineSource = "func"    // DeadlineConfig.TimeoutFunc
-	SourceRoute   DeadlineSource = "route"   // DeadlineConfig.Routes
-	SourceDefault DeadlineSource = "default" // DeadlineConfig.Timeout
-	SourceParent  DeadlineSource = "parent"  // the request context already had an earlier deadline
+	sourceHeader  = "header"  // the caller's budget, from Connect-Timeout-Ms
+	sourceEnvoy   = "envoy"   // the route timeout Envoy announced, shorter than any other
+	sourceFunc    = "func"    // DeadlineConfig.TimeoutFunc
+	sourceRoute   = "route"   // DeadlineConfig.Routes
+	sourceDefault = "default" // DeadlineConfig.Timeout
+	sourceParent  = "parent"  // the request context already had an earlier deadline
 )
 
 // DeadlineConfig configures [Deadline].
@@ -53,18 +52,27 @@ type DeadlineConfig struct {
 	// them otherwise. It runs on every request: keep it cheap.
 	TimeoutFunc func(c echo.Context) time.Duration
 
-	// TrustHeader makes the middleware read the caller's budget from
-	// transport.TimeoutHeader (sent by a telltale Transport built with
-	// WithDeadlinePropagation) and use it as the request's timeout, clamped
-	// to MaxTimeout, so that the server stops working when its caller stops
+	// TrustHeader makes the middleware take the caller's budget from the
+	// Connect protocol's Connect-Timeout-Ms header — sent by Connect
+	// clients and by a telltale Transport built with
+	// WithDeadlinePropagation — as the request's timeout, clamped to
+	// MaxTimeout, so that the server stops working when its caller stops
 	// waiting. Malformed values (anything but 1 to 10 ASCII digits: signs,
-	// spaces, units) are ignored and recorded on the span as an
-	// EventTimeoutHeaderInvalid event. Only enable it behind callers you
-	// trust: the header can ask for any deadline up to MaxTimeout.
+	// spaces, units) are ignored and recorded on the span as a
+	// telltale.deadline.header_invalid event. Only enable it behind callers
+	// you trust: the header can ask for any deadline up to MaxTimeout.
 	TrustHeader bool
 
-	// MaxTimeout clamps the timeout requested by the header and by
-	// TimeoutFunc. Zero means the timeout that Routes or Timeout give the
+	// TrustEnvoyHeader makes the middleware take the route timeout Envoy
+	// (or Istio) announces in X-Envoy-Expected-Rq-Timeout-Ms as an upper
+	// bound: the request's deadline is never later than Envoy's, which
+	// answers the caller with a 504 of its own at that time anyway. With
+	// both headers, the smallest timeout wins. Malformed values are ignored
+	// and recorded, as for TrustHeader.
+	TrustEnvoyHeader bool
+
+	// MaxTimeout clamps the timeout requested by the Connect-Timeout-Ms
+	// header and by TimeoutFunc. Zero means the timeout that Routes or Timeout give the
 	// route, so that a header can shorten the deadline but never lengthen
 	// it. Timeout and Routes must not exceed a non-zero MaxTimeout.
 	MaxTimeout time.Duration
@@ -160,28 +168,29 @@ func (cfg *DeadlineConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 	start := time.Now()
 	req := c.Request()
 	parent := req.Context()
-	span := trace.SpanFromContext(parent)
-	timeout, source, clamped, headerErr := cfg.timeout(c, req)
-	deadline := start.Add(timeout)
+	rec := recorderOf(parent)
+	t := cfg.timeout(c, req)
+	deadline := start.Add(t.d)
 	if pd, ok := parent.Deadline(); ok && !pd.After(deadline) {
-		deadline, source = pd, SourceParent
+		deadline, t.source = pd, sourceParent
 	}
 
 	ctx := parent
-	if source != SourceParent {
+	if t.source != sourceParent {
 		// One allocation for the context and the request that carries it.
-		r := &deadlineRequest{ctx: deadlineContext{Context: parent, deadline: deadline}}
+		r := &deadlineRequest{}
+		r.ctx.InitDeadline(parent, deadline)
 		r.req = *req.WithContext(&r.ctx)
 		c.SetRequest(&r.req)
-		defer r.ctx.end()
+		defer r.ctx.End(nil)
 		ctx = &r.ctx
 	}
 	err := next(c)
 
 	overrun := time.Since(deadline)
 	res, out := cfg.outcome(c, parent, ctx, err, overrun, deadline.Sub(start))
-	if span.IsRecording() {
-		recordDeadline(span, deadline.Sub(start), source, clamped, headerErr, overrun, res)
+	if rec.recording() {
+		recordDeadline(rec, deadline.Sub(start), t, overrun, res)
 	}
 	return out
 }
@@ -235,7 +244,7 @@ func internal(err error) error {
 
 // deadlineRequest is the request handed to the handler, and its context.
 type deadlineRequest struct {
-	ctx deadlineContext
+	ctx lazyctx.Context
 	req http.Request
 }
 
@@ -246,64 +255,91 @@ type deadlineMessage struct {
 	TimeoutMS int64  `json:"timeout_ms"`
 }
 
+// requestTimeout is a request's timeout, and how it was chosen.
+type requestTimeout struct {
+	d         time.Duration
+	source    string
+	clamped   bool
+	headerErr error // a header that could not be used
+}
+
 // timeout picks the request's timeout and says where it came from.
-func (cfg *DeadlineConfig) timeout(c echo.Context, req *http.Request) (d time.Duration, source DeadlineSource, clamped bool, headerErr error) {
-	d, source = cfg.Timeout, SourceDefault
+func (cfg *DeadlineConfig) timeout(c echo.Context, req *http.Request) requestTimeout {
+	t := requestTimeout{d: cfg.Timeout, source: sourceDefault}
 	if rd, ok := cfg.Routes[c.Path()]; ok {
-		d, source = rd, SourceRoute
+		t.d, t.source = rd, sourceRoute
 	}
 	limit := cfg.MaxTimeout
 	if limit == 0 {
-		limit = d
+		limit = t.d
 	}
 	if cfg.TimeoutFunc != nil {
 		if fd := cfg.TimeoutFunc(c); fd > 0 {
-			d, source = fd, SourceFunc
+			t.d, t.source = fd, sourceFunc
 		}
 	}
-	if cfg.MaxTimeout == 0 && d < limit {
-		limit = d // the header may shorten TimeoutFunc's timeout, not lengthen it
+	if cfg.MaxTimeout == 0 && t.d < limit {
+		limit = t.d // the header may shorten TimeoutFunc's timeout, not lengthen it
 	}
 	if cfg.TrustHeader {
-		if v := req.Header.Get(transport.TimeoutHeader); v != "" {
-			hd, err := transport.ParseTimeout(v)
-			if err != nil {
-				headerErr = err
-			} else {
-				d, source = hd, SourceHeader
-			}
+		if hd, ok := t.header(req, timeoutheader.Connect); ok {
+			t.d, t.source = hd, sourceHeader
 		}
 	}
-	if d > limit {
-		d, clamped = limit, true
+	if t.d > limit {
+		t.d, t.clamped = limit, true
 	}
-	return d, source, clamped, headerErr
+	if cfg.TrustEnvoyHeader {
+		if ed, ok := t.header(req, timeoutheader.Envoy); ok && ed < t.d {
+			t.d, t.source = ed, sourceEnvoy
+		}
+	}
+	return t
+}
+
+// header reads a timeout header; a malformed one is remembered, to be
+// recorded.
+func (t *requestTimeout) header(req *http.Request, name string) (time.Duration, bool) {
+	v := req.Header.Get(name)
+	if v == "" {
+		return 0, false
+	}
+	d, err := timeoutheader.Parse(v)
+	if err != nil {
+		t.headerErr = fmt.Errorf("%s: %w", name, err)
+		return 0, false
+	}
+	return d, true
 }
 
 // recordDeadline puts what the middleware knows on the server span, in one
-// call: the SDK takes a lock per call.
-func recordDeadline(span trace.Span, timeout time.Duration, source DeadlineSource, clamped bool, headerErr error, overrun time.Duration, res deadlineResult) {
+// call: the SDK takes a lock per call. A deadline answer, a client gone and
+// an overrun are anomalies.
+func recordDeadline(rec recorder, timeout time.Duration, t requestTimeout, overrun time.Duration, res deadlineResult) {
 	var buf [5]attribute.KeyValue
 	attrs := append(buf[:0],
-		attribute.Float64(AttrDeadlineTimeout, ms(timeout)),
-		attribute.String(AttrDeadlineSource, string(source)),
+		attribute.Float64(vocab.AttrDeadlineTimeout, ms(timeout)),
+		attribute.String(vocab.AttrDeadlineSource, t.source),
 	)
-	if clamped {
-		attrs = append(attrs, attribute.Bool(AttrDeadlineClamped, true))
+	if t.clamped {
+		attrs = append(attrs, attribute.Bool(vocab.AttrDeadlineClamped, true))
 	}
 	if overrun > 0 {
-		attrs = append(attrs, attribute.Float64(AttrDeadlineOverrun, ms(overrun)))
+		attrs = append(attrs, attribute.Float64(vocab.AttrDeadlineOverrun, ms(overrun)))
 	}
 	switch res {
 	case resultDeadline:
-		attrs = append(attrs, attribute.Bool(AttrDeadlineHit, true))
+		attrs = append(attrs, attribute.Bool(vocab.AttrDeadlineExceeded, true))
 	case resultClientClosed:
-		attrs = append(attrs, attribute.Bool(AttrClientGone, true))
+		attrs = append(attrs, attribute.Bool(vocab.AttrClientGone, true))
 	}
-	span.SetAttributes(attrs...)
-	if headerErr != nil {
-		span.AddEvent(EventTimeoutHeaderInvalid, trace.WithAttributes(
-			attribute.String(AttrTimeoutHeaderError, headerErr.Error())))
+	rec.setAttributes(attrs...)
+	if overrun > 0 || res != resultOwn {
+		rec.anomaly()
+	}
+	if t.headerErr != nil {
+		rec.addEvent(vocab.EventTimeoutHeaderInvalid, time.Now(),
+			attribute.String(vocab.AttrTimeoutHeaderError, t.headerErr.Error()))
 	}
 }
 

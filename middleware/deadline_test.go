@@ -15,8 +15,9 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/telltale-go/telltale/internal/timeoutheader"
 	ttmw "github.com/telltale-go/telltale/middleware"
-	"github.com/telltale-go/telltale/transport"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 // The incident's step 4: an upstream that never answers must not hold the
@@ -64,17 +65,17 @@ func TestDeadlineAnswers504WhileUpstreamBlackHoles(t *testing.T) {
 	}
 
 	s := v.serverSpan(t, "GET /feed")
-	if !mustAttr(t, s, ttmw.AttrDeadlineHit).AsBool() {
+	if !mustAttr(t, s, vocab.AttrDeadlineExceeded).AsBool() {
 		t.Error("server span not marked telltale.deadline.exceeded")
 	}
-	if got := mustAttr(t, s, "error.type").AsString(); got != string(transport.KindDeadlineExceeded) {
+	if got := mustAttr(t, s, "error.type").AsString(); got != vocab.ErrorDeadlineExceeded {
 		t.Errorf("error.type = %q, want deadline_exceeded", got)
 	}
-	if got := mustAttr(t, s, ttmw.AttrDeadlineSource).AsString(); got != string(ttmw.SourceDefault) {
+	if got := mustAttr(t, s, vocab.AttrDeadlineSource).AsString(); got != "default" {
 		t.Errorf("source = %q", got)
 	}
 	client := v.waitSpan(t, func(s sdktrace.ReadOnlySpan) bool { return s.SpanKind().String() == "client" }, "client span")
-	if got := mustAttr(t, client, "error.type").AsString(); got != string(transport.KindDeadlineExceeded) {
+	if got := mustAttr(t, client, "error.type").AsString(); got != vocab.ErrorDeadlineExceeded {
 		t.Errorf("client span error.type = %q", got)
 	}
 	if client.Parent().SpanID() != s.SpanContext().SpanID() {
@@ -105,7 +106,7 @@ func deadlineProbe(t *testing.T, cfg ttmw.DeadlineConfig) (*env, func(header str
 		t.Helper()
 		h := http.Header{}
 		if header != "" {
-			h.Set(transport.TimeoutHeader, header)
+			h.Set(timeoutheader.Connect, header)
 		}
 		v.do(t, http.MethodGet, "/probe", h)
 		d := <-budget
@@ -123,22 +124,22 @@ func TestDeadlineTimeoutHeader(t *testing.T) {
 		name, header string
 		trust        bool
 		want         time.Duration
-		source       ttmw.DeadlineSource
+		source       string
 		clamped      bool
 		invalid      bool
 	}{
-		{"no header", "", true, 2 * time.Second, ttmw.SourceDefault, false, false},
-		{"shorter", "300", true, 300 * time.Millisecond, ttmw.SourceHeader, false, false},
-		{"longer, up to max", "4000", true, 4 * time.Second, ttmw.SourceHeader, false, false},
-		{"clamped", "600000", true, 5 * time.Second, ttmw.SourceHeader, true, false},
-		{"max digits", "9999999999", true, 5 * time.Second, ttmw.SourceHeader, true, false},
-		{"not trusted", "300", false, 2 * time.Second, ttmw.SourceDefault, false, false},
-		{"negative", "-300", true, 2 * time.Second, ttmw.SourceDefault, false, true},
-		{"unit", "300ms", true, 2 * time.Second, ttmw.SourceDefault, false, true},
-		{"fraction", "1.5", true, 2 * time.Second, ttmw.SourceDefault, false, true},
-		{"inner space", "3 00", true, 2 * time.Second, ttmw.SourceDefault, false, true},
-		{"too long", "00000000001", true, 2 * time.Second, ttmw.SourceDefault, false, true},
-		{"garbage", "<script>", true, 2 * time.Second, ttmw.SourceDefault, false, true},
+		{"no header", "", true, 2 * time.Second, "default", false, false},
+		{"shorter", "300", true, 300 * time.Millisecond, "header", false, false},
+		{"longer, up to max", "4000", true, 4 * time.Second, "header", false, false},
+		{"clamped", "600000", true, 5 * time.Second, "header", true, false},
+		{"max digits", "9999999999", true, 5 * time.Second, "header", true, false},
+		{"not trusted", "300", false, 2 * time.Second, "default", false, false},
+		{"negative", "-300", true, 2 * time.Second, "default", false, true},
+		{"unit", "300ms", true, 2 * time.Second, "default", false, true},
+		{"fraction", "1.5", true, 2 * time.Second, "default", false, true},
+		{"inner space", "3 00", true, 2 * time.Second, "default", false, true},
+		{"too long", "00000000001", true, 2 * time.Second, "default", false, true},
+		{"garbage", "<script>", true, 2 * time.Second, "default", false, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -148,19 +149,19 @@ func TestDeadlineTimeoutHeader(t *testing.T) {
 				t.Errorf("budget = %s (deadline %v), want about %s", got, ok, tc.want)
 			}
 			s := v.serverSpan(t, "GET /probe")
-			if src := mustAttr(t, s, ttmw.AttrDeadlineSource).AsString(); src != string(tc.source) {
+			if src := mustAttr(t, s, vocab.AttrDeadlineSource).AsString(); src != tc.source {
 				t.Errorf("source = %q, want %q", src, tc.source)
 			}
-			if got := mustAttr(t, s, ttmw.AttrDeadlineTimeout).AsFloat64(); got != float64(tc.want.Milliseconds()) {
+			if got := mustAttr(t, s, vocab.AttrDeadlineTimeout).AsFloat64(); got != float64(tc.want.Milliseconds()) {
 				t.Errorf("timeout_ms = %v, want %d", got, tc.want.Milliseconds())
 			}
-			if c, _ := attr(s, ttmw.AttrDeadlineClamped); c.AsBool() != tc.clamped {
+			if c, _ := attr(s, vocab.AttrDeadlineClamped); c.AsBool() != tc.clamped {
 				t.Errorf("clamped = %v, want %v", c.AsBool(), tc.clamped)
 			}
 			var invalid []string
 			for _, ev := range s.Events() {
-				if ev.Name == ttmw.EventTimeoutHeaderInvalid {
-					why, _ := attrOf(ev.Attributes, ttmw.AttrTimeoutHeaderError)
+				if ev.Name == vocab.EventTimeoutHeaderInvalid {
+					why, _ := attrOf(ev.Attributes, vocab.AttrTimeoutHeaderError)
 					invalid = append(invalid, why.AsString())
 				}
 			}
@@ -205,8 +206,8 @@ func TestDeadlineRoutesFuncAndDefaultClamp(t *testing.T) {
 	}
 	var got []string
 	for _, s := range v.rec.Ended() {
-		src, _ := attr(s, ttmw.AttrDeadlineSource)
-		ms, _ := attr(s, ttmw.AttrDeadlineTimeout)
+		src, _ := attr(s, vocab.AttrDeadlineSource)
+		ms, _ := attr(s, vocab.AttrDeadlineTimeout)
 		got = append(got, fmt.Sprintf("%s %s %v", s.Name(), src.AsString(), ms.AsFloat64()))
 	}
 	want := []string{
@@ -235,10 +236,10 @@ func TestDeadlineRecordsOverrun(t *testing.T) {
 		t.Fatalf("got %d %q", code, body)
 	}
 	s := v.serverSpan(t, "GET /stubborn")
-	if got := mustAttr(t, s, ttmw.AttrDeadlineOverrun).AsFloat64(); got < 90 || got > 1000 {
+	if got := mustAttr(t, s, vocab.AttrDeadlineOverrun).AsFloat64(); got < 90 || got > 1000 {
 		t.Errorf("overrun = %vms, want about 100ms", got)
 	}
-	if _, ok := attr(s, ttmw.AttrDeadlineHit); ok {
+	if _, ok := attr(s, vocab.AttrDeadlineExceeded); ok {
 		t.Error("a handler that answered was marked as answered by the deadline")
 	}
 }
@@ -279,10 +280,10 @@ func TestDeadlineClientGoneIs499NotError(t *testing.T) {
 	if s.Status().Code == codes.Error {
 		t.Errorf("span status %v: a client going away is not a server error", s.Status())
 	}
-	if !mustAttr(t, s, ttmw.AttrClientGone).AsBool() {
+	if !mustAttr(t, s, vocab.AttrClientGone).AsBool() {
 		t.Error("no telltale.client_gone")
 	}
-	if _, ok := attr(s, ttmw.AttrDeadlineHit); ok {
+	if _, ok := attr(s, vocab.AttrDeadlineExceeded); ok {
 		t.Error("client gone marked as deadline")
 	}
 }
@@ -319,7 +320,7 @@ func TestDeadlineNeverWritesCommittedResponseTwice(t *testing.T) {
 	if !sawCommitted.Load() {
 		t.Error("the error handler did not see the response as committed")
 	}
-	if _, ok := attr(s, ttmw.AttrDeadlineHit); ok {
+	if _, ok := attr(s, vocab.AttrDeadlineExceeded); ok {
 		t.Error("a committed response was marked as answered by the deadline")
 	}
 }

@@ -16,7 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	ttmw "github.com/telltale-go/telltale/middleware"
-	"github.com/telltale-go/telltale/transport"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 // spanText is everything a span carries as text: status, attributes, event
@@ -147,7 +147,7 @@ func TestDeadlineThenClientGoneIsDeadline(t *testing.T) {
 	if got := mustAttr(t, s, "http.response.status_code").AsInt64(); got != http.StatusGatewayTimeout {
 		t.Errorf("status code %d, want 504: the deadline ran out before the client left", got)
 	}
-	if hit, _ := attr(s, ttmw.AttrDeadlineHit); !hit.AsBool() {
+	if hit, _ := attr(s, vocab.AttrDeadlineExceeded); !hit.AsBool() {
 		t.Error("not marked telltale.deadline.exceeded")
 	}
 }
@@ -215,7 +215,7 @@ func TestMovingOrphanReportedOnce(t *testing.T) {
 	at(a)
 	var reportsAtA int
 	for _, s := range v.rec.Ended() {
-		if s.Name() == "goroutine.orphaned" && mustAttr(t, s, transport.AttrCodeLine).AsInt64() == int64(a) {
+		if s.Name() == vocab.SpanGoroutineOrphaned && mustAttr(t, s, "code.line.number").AsInt64() == int64(a) {
 			reportsAtA++
 		}
 	}

@@ -33,7 +33,9 @@ func ExampleDeadline() {
 // deadline that follows the caller's budget, leak accounting with a
 // goroutine monitor, and the inspector.
 func Example() {
-	client := transport.NewClient(transport.WithDeadlinePropagation())
+	tr := transport.New(nil, transport.WithDeadlinePropagation())
+	defer tr.Close()
+	client := tr.Client()
 	monitor := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{})
 	monitor.Start()
 	defer monitor.Stop()
@@ -48,7 +50,7 @@ func Example() {
 	}))
 	e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: monitor}))
 	e.GET("/debug/telltale", ttmw.Inspector(ttmw.InspectorConfig{
-		Transports: []*transport.Transport{client.Transport.(*transport.Transport)},
+		Transports: []*transport.Transport{tr},
 		Goroutines: monitor,
 	}))
 	e.GET("/users/:id", func(c echo.Context) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/telltale-go/telltale/internal/faulty"
 	ttmw "github.com/telltale-go/telltale/middleware"
 	"github.com/telltale-go/telltale/transport"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 // TestFaultMatrixThroughEcho runs the transport's fault matrix through a
@@ -49,7 +50,7 @@ func TestFaultMatrixThroughEcho(t *testing.T) {
 			}
 			want := http.StatusOK
 			switch {
-			case f.ErrorType == string(transport.KindDeadlineExceeded):
+			case f.ErrorType == vocab.ErrorDeadlineExceeded:
 				want = http.StatusGatewayTimeout
 			case f.Failing():
 				want = http.StatusBadGateway

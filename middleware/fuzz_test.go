@@ -8,8 +8,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/telltale-go/telltale/internal/timeoutheader"
 	ttmw "github.com/telltale-go/telltale/middleware"
-	"github.com/telltale-go/telltale/transport"
 )
 
 // FuzzParseTimeoutHeader sends arbitrary Telltale-Timeout-Ms values through
@@ -41,7 +41,7 @@ func FuzzParseTimeoutHeader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, value string) {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		if value != "" {
-			req.Header[transport.TimeoutHeader] = []string{value}
+			req.Header[timeoutheader.Connect] = []string{value}
 		}
 		rec := httptest.NewRecorder()
 		start := time.Now()
@@ -51,7 +51,7 @@ func FuzzParseTimeoutHeader(f *testing.F) {
 			t.Fatalf("header %q: status %d, deadline %v", value, rec.Code, hasDeadline)
 		}
 		want := timeout
-		if d, err := transport.ParseTimeout(value); err == nil {
+		if d, err := timeoutheader.Parse(value); err == nil {
 			want = min(d, max)
 		}
 		if budget > want || budget < want-took-50*time.Millisecond {

@@ -18,9 +18,12 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/telltale-go/telltale/internal/version"
 	"github.com/telltale-go/telltale/transport"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 // Defaults of [GoroutineMonitorConfig].
@@ -117,7 +120,7 @@ type GoroutineMonitor struct {
 	maxReports  int
 	historySize int
 
-	id     string // the value of LabelMonitor, telling our goroutines from another monitor's
+	id     string // the value of labelMonitor, telling our goroutines from another monitor's
 	seq    atomic.Uint64
 	shards [monitorShards]requestShard
 
@@ -183,7 +186,7 @@ func NewGoroutineMonitor(cfg GoroutineMonitorConfig) *GoroutineMonitor {
 		tp = otel.GetTracerProvider()
 	}
 	m := &GoroutineMonitor{
-		tracer:      tp.Tracer(scopeName),
+		tracer:      tp.Tracer(version.MiddlewareScope, trace.WithInstrumentationVersion(version.Version)),
 		interval:    orDefault(cfg.Interval, DefaultGoroutineCheckInterval),
 		grace:       orDefault(cfg.Grace, DefaultGoroutineGrace),
 		maxReports:  cfg.MaxReports,
@@ -220,9 +223,6 @@ func orDefault(d, def time.Duration) time.Duration {
 	}
 	return d
 }
-
-// scopeName is the instrumentation scope of telltale's own spans.
-const scopeName = "github.com/telltale-go/telltale/middleware"
 
 // Start runs a check every Interval in one goroutine, until
 // [GoroutineMonitor.Stop]. Calling it again does nothing.
@@ -323,7 +323,7 @@ func (m *GoroutineMonitor) LastCheck() time.Time {
 // Check looks for orphaned goroutines and returns them, reporting each group
 // not reported before as a span: a child of the request's server span, so
 // that it shows in that request's trace, and linked to it, named
-// "goroutine.orphaned", with status Error, the goroutine's stack
+// vocab.SpanGoroutineOrphaned, with status Error, the goroutine's stack
 // (code.stacktrace) and where it is blocked (code.function.name,
 // code.file.path, code.line.number). If the last check ran less than
 // Interval ago, Check returns its result instead of checking again.
@@ -344,10 +344,10 @@ func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 	seen := make(map[string]bool)
 	reports := 0
 	for _, g := range parseGoroutines(buf.Bytes()) {
-		if g.labels[LabelMonitor] != m.id || m.ignored(g) {
+		if g.labels[labelMonitor] != m.id || m.ignored(g) {
 			continue
 		}
-		id, err := strconv.ParseUint(g.labels[LabelRequest], 10, 64)
+		id, err := strconv.ParseUint(g.labels[labelRequest], 10, 64)
 		if err != nil {
 			continue
 		}
@@ -387,9 +387,9 @@ func (m *GoroutineMonitor) ignored(g goroutineGroup) bool {
 
 func (m *GoroutineMonitor) orphan(g goroutineGroup, info requestInfo, known bool) OrphanedGoroutine {
 	o := OrphanedGoroutine{
-		Request: g.labels[LabelRequest],
-		Route:   g.labels[LabelRoute],
-		TraceID: g.labels[LabelTraceID],
+		Request: g.labels[labelRequest],
+		Route:   g.labels[labelRoute],
+		TraceID: g.labels[labelTraceID],
 		Count:   g.count,
 	}
 	if known {
@@ -425,19 +425,19 @@ func runtimeFrame(fn string) bool {
 
 func (m *GoroutineMonitor) report(o OrphanedGoroutine, sc trace.SpanContext, now time.Time) {
 	attrs := []attribute.KeyValue{
-		attribute.Int(AttrGoroutineCount, o.Count),
-		attribute.String(AttrGoroutineRequest, o.Request),
-		attribute.String(AttrHTTPRoute, o.Route),
-		attribute.String(transport.AttrCodeFunction, o.Blocked.Function),
-		attribute.String(transport.AttrCodeFile, o.Blocked.File),
-		attribute.Int(transport.AttrCodeLine, o.Blocked.Line),
-		attribute.String(transport.AttrCodeStacktrace, o.Stack),
+		attribute.Int(vocab.AttrGoroutineCount, o.Count),
+		attribute.String(vocab.AttrGoroutineRequest, o.Request),
+		semconv.HTTPRoute(o.Route),
+		semconv.CodeFunctionName(o.Blocked.Function),
+		semconv.CodeFilePath(o.Blocked.File),
+		semconv.CodeLineNumber(o.Blocked.Line),
+		semconv.CodeStacktrace(o.Stack),
 	}
 	if !o.RequestEnded.IsZero() {
-		attrs = append(attrs, attribute.Float64(AttrGoroutineEndedAgo, ms(now.Sub(o.RequestEnded))))
+		attrs = append(attrs, attribute.Float64(vocab.AttrGoroutineEndedAgo, ms(now.Sub(o.RequestEnded))))
 	}
 	if sc.IsValid() {
-		attrs = append(attrs, attribute.String(LabelTraceID, sc.TraceID().String()))
+		attrs = append(attrs, attribute.String(labelTraceID, sc.TraceID().String()))
 	}
 	ctx := context.Background()
 	opts := []trace.SpanStartOption{trace.WithAttributes(attrs...), trace.WithTimestamp(now)}
@@ -445,7 +445,7 @@ func (m *GoroutineMonitor) report(o OrphanedGoroutine, sc trace.SpanContext, now
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
 	}
-	_, span := m.tracer.Start(ctx, "goroutine.orphaned", opts...)
+	_, span := m.tracer.Start(ctx, vocab.SpanGoroutineOrphaned, opts...)
 	span.SetStatus(codes.Error, fmt.Sprintf("%d goroutine(s) of %s still running after the request ended, started as %s, now at %s",
 		o.Count, o.Route, o.Function, o.Blocked))
 	span.End(trace.WithTimestamp(now))

@@ -99,7 +99,7 @@ func (cfg InspectorConfig) inspect() Inspection {
 		if tr == nil {
 			continue
 		}
-		open := tr.OpenBodies()
+		open := tr.OpenBodies(cfg.MaxItems)
 		leaks := tr.RecentLeaks()
 		for l, r := 0, len(leaks)-1; l < r; l, r = l+1, r-1 {
 			leaks[l], leaks[r] = leaks[r], leaks[l]

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/telltale-go/telltale/transport"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 // LeaksConfig configures [Leaks].
@@ -55,8 +56,8 @@ func LeaksWithConfig(cfg LeaksConfig) echo.MiddlewareFunc {
 // [transport.LeakAttributes]: the handler's file and line, its stack, the
 // upstream and how long the body was open.
 //
-// The handler's goroutine gets the runtime/pprof labels [LabelRoute] and
-// [LabelTraceID] (and [LabelRequest], [LabelMonitor] with a monitor), which
+// The handler's goroutine gets the runtime/pprof labels [labelRoute] and
+// [labelTraceID] (and [labelRequest], [labelMonitor] with a monitor), which
 // every goroutine it starts inherits; they are removed when the handler
 // returns. Put Leaks after [Trace], so that it finds the server span.
 func (cfg LeaksConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
@@ -88,14 +89,14 @@ func (cfg *LeaksConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 			defer m.end(id)
 			reqID := strconv.FormatUint(id, 10)
 			if sc.IsValid() {
-				labels = pprof.Labels(LabelRoute, route, LabelMonitor, m.id, LabelRequest, reqID, LabelTraceID, sc.TraceID().String())
+				labels = pprof.Labels(labelRoute, route, labelMonitor, m.id, labelRequest, reqID, labelTraceID, sc.TraceID().String())
 			} else {
-				labels = pprof.Labels(LabelRoute, route, LabelMonitor, m.id, LabelRequest, reqID)
+				labels = pprof.Labels(labelRoute, route, labelMonitor, m.id, labelRequest, reqID)
 			}
 		case sc.IsValid():
-			labels = pprof.Labels(LabelRoute, route, LabelTraceID, sc.TraceID().String())
+			labels = pprof.Labels(labelRoute, route, labelTraceID, sc.TraceID().String())
 		default:
-			labels = pprof.Labels(LabelRoute, route)
+			labels = pprof.Labels(labelRoute, route)
 		}
 		ctx = pprof.WithLabels(ctx, labels)
 		pprof.SetGoroutineLabels(ctx)
@@ -109,12 +110,14 @@ func (cfg *LeaksConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 	// the same, and a recover further out still answers.
 	defer func() {
 		leaks := scope.End()
-		if len(leaks) == 0 || !span.IsRecording() {
+		if len(leaks) == 0 {
 			return
 		}
-		span.SetAttributes(attribute.Int(AttrLeaks, len(leaks)))
+		rec := recorderOf(parent)
+		rec.anomaly()
+		rec.setAttributes(attribute.Int(vocab.AttrLeaks, len(leaks)))
 		for _, l := range leaks {
-			span.AddEvent(transport.EventBodyLeaked, trace.WithTimestamp(l.At), trace.WithAttributes(transport.LeakAttributes(l)...))
+			rec.addEvent(vocab.EventBodyLeaked, l.At, l.Attributes()...)
 		}
 	}()
 	return next(c)

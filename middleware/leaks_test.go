@@ -19,6 +19,7 @@ import (
 
 	ttmw "github.com/telltale-go/telltale/middleware"
 	"github.com/telltale-go/telltale/transport"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 // countingUpstream serves size bytes and counts the connections it saw
@@ -84,12 +85,12 @@ func TestLeakOnServerSpanWithHandlersLineAndRepaired(t *testing.T) {
 	}
 	resp := <-leaked
 	s := v.serverSpan(t, "GET /leaky/:id")
-	if got := mustAttr(t, s, ttmw.AttrLeaks).AsInt64(); got != 1 {
+	if got := mustAttr(t, s, vocab.AttrLeaks).AsInt64(); got != 1 {
 		t.Errorf("telltale.leaks = %d, want 1", got)
 	}
 	var events []sdktrace.Event
 	for _, ev := range s.Events() {
-		if ev.Name == transport.EventBodyLeaked {
+		if ev.Name == vocab.EventBodyLeaked {
 			events = append(events, ev)
 		}
 	}
@@ -104,11 +105,11 @@ func TestLeakOnServerSpanWithHandlersLineAndRepaired(t *testing.T) {
 			t.Errorf("event %s = %v, want %v", key, got.AsInterface(), want)
 		}
 	}
-	check(transport.AttrCodeFile, leakFile)
-	check(transport.AttrCodeLine, int64(leakLine+1))
-	check(transport.AttrLeakReason, string(transport.LeakOutOfScope))
-	check(transport.AttrLeakRepaired, true)
-	if fn, _ := attrOf(ev, transport.AttrCodeFunction); !strings.Contains(fn.AsString(), "TestLeakOnServerSpanWithHandlersLineAndRepaired") {
+	check("code.file.path", leakFile)
+	check("code.line.number", int64(leakLine+1))
+	check(vocab.AttrLeakReason, string(transport.LeakOutOfScope))
+	check(vocab.AttrLeakRepaired, true)
+	if fn, _ := attrOf(ev, "code.function.name"); !strings.Contains(fn.AsString(), "TestLeakOnServerSpanWithHandlersLineAndRepaired") {
 		t.Errorf("code.function.name = %q", fn.AsString())
 	}
 	if u, _ := attrOf(ev, "url.full"); strings.Contains(u.AsString(), "secret") {
@@ -131,7 +132,7 @@ func TestLeakOnServerSpanWithHandlersLineAndRepaired(t *testing.T) {
 	// The tidy handler leaves nothing and gets no leak attribute.
 	v.do(t, http.MethodGet, "/tidy", nil)
 	s = v.serverSpan(t, "GET /tidy")
-	if _, ok := attr(s, ttmw.AttrLeaks); ok {
+	if _, ok := attr(s, vocab.AttrLeaks); ok {
 		t.Error("a handler that closed its body got telltale.leaks")
 	}
 	transport.VerifyNoOpenBodies(t, v.tr)
@@ -168,8 +169,8 @@ func TestLeakedGoroutineIsReported(t *testing.T) {
 	var stuckLine int
 	var labels atomic.Value
 	v.e.GET("/fanout/:id", func(c echo.Context) error {
-		route, _ := pprof.Label(c.Request().Context(), ttmw.LabelRoute)
-		traceID, _ := pprof.Label(c.Request().Context(), ttmw.LabelTraceID)
+		route, _ := pprof.Label(c.Request().Context(), vocab.LabelRoute)
+		traceID, _ := pprof.Label(c.Request().Context(), vocab.LabelTraceID)
 		labels.Store(route + " " + traceID)
 		go func() { time.Sleep(time.Millisecond) }() // finishes in time
 		go backgroundAudit(release)                  // meant to outlive the request
@@ -204,17 +205,17 @@ func TestLeakedGoroutineIsReported(t *testing.T) {
 		t.Errorf("request ended %v", o.RequestEnded)
 	}
 
-	span := v.waitSpan(t, func(s sdktrace.ReadOnlySpan) bool { return s.Name() == "goroutine.orphaned" }, "orphan span")
+	span := v.waitSpan(t, func(s sdktrace.ReadOnlySpan) bool { return s.Name() == vocab.SpanGoroutineOrphaned }, "orphan span")
 	if span.SpanContext().TraceID() != server.SpanContext().TraceID() || span.Parent().SpanID() != server.SpanContext().SpanID() {
 		t.Error("the orphan span is not in the request's trace, under its server span")
 	}
 	if links := span.Links(); len(links) != 1 || links[0].SpanContext.SpanID() != server.SpanContext().SpanID() {
 		t.Errorf("links %v, want the server span", links)
 	}
-	if st := mustAttr(t, span, transport.AttrCodeStacktrace).AsString(); !strings.Contains(st, "TestLeakedGoroutineIsReported") {
+	if st := mustAttr(t, span, "code.stacktrace").AsString(); !strings.Contains(st, "TestLeakedGoroutineIsReported") {
 		t.Errorf("stack %q", st)
 	}
-	if got := mustAttr(t, span, transport.AttrCodeLine).AsInt64(); got != int64(stuckLine+1) {
+	if got := mustAttr(t, span, "code.line.number").AsInt64(); got != int64(stuckLine+1) {
 		t.Errorf("code.line.number = %d, want %d", got, stuckLine+1)
 	}
 	if span.Status().Code != codes.Error {
@@ -228,7 +229,7 @@ func TestLeakedGoroutineIsReported(t *testing.T) {
 	}
 	var spans int
 	for _, s := range v.rec.Ended() {
-		if s.Name() == "goroutine.orphaned" {
+		if s.Name() == vocab.SpanGoroutineOrphaned {
 			spans++
 		}
 	}

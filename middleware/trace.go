@@ -1,23 +1,33 @@
 package middleware
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/telltale-go/telltale/transport"
+	"github.com/telltale-go/telltale/internal/anomaly"
+	"github.com/telltale-go/telltale/internal/errkind"
+	"github.com/telltale-go/telltale/internal/redact"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 // TraceConfig configures [Trace].
@@ -70,6 +80,13 @@ func TraceWithConfig(cfg TraceConfig) echo.MiddlewareFunc {
 // exception event; 4xx errors are the client's, not the server's, and are
 // not. Middleware that must see the handler's error (a logger) therefore goes
 // inside Trace, and Trace should come first, after only Echo's Recover.
+//
+// When the head sampler drops a request, the middleware keeps what its span
+// would have recorded, at the cost of two allocations, and exports it if the
+// request turns out anomalous — a 5xx, a panic, a deadline answer, a client
+// gone, an overrun, a leaked body, a failed or slow call, an orphaned
+// goroutine — with the ids, times and attributes it would have had. That
+// needs the tracer provider that package sampling builds.
 func (cfg TraceConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 	if cfg.Skipper == nil {
 		cfg.Skipper = neverSkip
@@ -82,6 +99,7 @@ func (cfg TraceConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 		otelhttp.WithServerName(cfg.ServerName),
 		otelhttp.WithSpanNameFormatter(names.format),
 	)
+	tc := &traceConfig{TraceConfig: cfg, names: names}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if cfg.Skipper(c) {
@@ -99,21 +117,47 @@ func (cfg TraceConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 				res.Writer = w
 				c.SetRequest(req)
 			}()
-			t := &tracedRequest{c: c, next: next}
+			t := &tracedRequest{c: c, next: next, cfg: tc, req: req, start: time.Now()}
 			wrap(t).ServeHTTP(w, req)
 			return nil
 		}
 	}, nil
 }
 
+// traceConfig is a TraceConfig ready to serve.
+type traceConfig struct {
+	TraceConfig
+	names    *spanNames
+	warnOnce sync.Once
+}
+
 // tracedRequest runs the rest of the Echo chain inside otelhttp's handler.
+// For a request the head sampler dropped, it also describes the span that
+// package anomaly may export.
 type tracedRequest struct {
-	c    echo.Context
-	next echo.HandlerFunc
+	c     echo.Context
+	next  echo.HandlerFunc
+	cfg   *traceConfig
+	req   *http.Request // the request as it came, never reused
+	start time.Time
+
+	// An unsampled request's span, and what it would have carried: set
+	// when the request ends, from an echo.Context that is then reused.
+	srv      *anomaly.Server
+	route    string
+	status   int
+	size     int64
+	errType  string
+	panicked bool
 }
 
 func (t *tracedRequest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := t.c
+	span := trace.SpanFromContext(r.Context())
+	if !span.IsRecording() && span.SpanContext().IsValid() {
+		t.srv = anomaly.NewServer(r.Context(), t.cfg.replayTracer(), span.SpanContext(), t.start)
+		r = r.WithContext(t.srv)
+	}
 	// otelhttp's writer counts the status and the bytes written, and the
 	// request carries the span.
 	c.Response().Writer = w
@@ -123,55 +167,148 @@ func (t *tracedRequest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// record the panic now, and let it go on.
 		if p := recover(); p != nil {
 			if p != http.ErrAbortHandler {
-				span := trace.SpanFromContext(r.Context())
-				span.SetAttributes(attribute.Int("http.response.status_code", http.StatusInternalServerError), attribute.String("error.type", "panic"))
-				span.SetStatus(codes.Error, "panic")
+				t.recordPanic(span)
 			}
 			panic(p)
 		}
 	}()
 	err := t.next(c)
-	if err == nil {
-		return
+	if err != nil {
+		c.Error(err)
+		if c.Response().Status >= http.StatusInternalServerError {
+			rec := recorderOf(r.Context())
+			t.errType = errorType(err)
+			rec.setAttributes(semconv.ErrorTypeKey.String(t.errType))
+			rec.addEvent(semconv.ExceptionEventName, time.Now(),
+				semconv.ExceptionType(fmt.Sprintf("%T", err)),
+				semconv.ExceptionMessage(redactedMessage(err)))
+		}
 	}
-	c.Error(err)
-	span := trace.SpanFromContext(r.Context())
-	if span.IsRecording() && c.Response().Status >= http.StatusInternalServerError {
-		span.SetAttributes(attribute.String("error.type", errorType(err)))
-		span.AddEvent("exception", trace.WithAttributes(
-			attribute.String("exception.type", fmt.Sprintf("%T", err)),
-			attribute.String("exception.message", redactedMessage(err))))
+	if t.srv != nil {
+		t.end(c.Response().Status)
 	}
+}
+
+func (t *tracedRequest) recordPanic(span trace.Span) {
+	if span.IsRecording() {
+		span.SetAttributes(semconv.HTTPResponseStatusCode(http.StatusInternalServerError), semconv.ErrorTypeKey.String(vocab.ErrorPanic))
+		span.SetStatus(codes.Error, "panic")
+	}
+	if t.srv != nil {
+		t.panicked, t.errType = true, vocab.ErrorPanic
+		t.end(http.StatusInternalServerError)
+	}
+}
+
+// end ends an unsampled request: its span is exported now if the request
+// went wrong, later if something of it turns out to have.
+func (t *tracedRequest) end(status int) {
+	t.route, t.status, t.size = t.c.Path(), status, t.c.Response().Size
+	if status >= http.StatusInternalServerError {
+		t.srv.MarkAnomalous()
+	}
+	if t.srv.End(t, time.Now()) == anomaly.NoSampler {
+		t.cfg.noSampler()
+	}
+}
+
+// Describe implements anomaly.Describer: the span otelhttp would have
+// recorded for the request.
+func (t *tracedRequest) Describe() (string, trace.SpanContext, []attribute.KeyValue, codes.Code, string) {
+	r := t.req
+	name := t.cfg.names.name(r.Method, t.route)
+	prop := t.cfg.Propagators
+	if prop == nil {
+		prop = otel.GetTextMapPropagator()
+	}
+	parent := trace.SpanContextFromContext(prop.Extract(context.Background(), propagation.HeaderCarrier(r.Header)))
+	attrs := make([]attribute.KeyValue, 0, 16)
+	attrs = append(attrs, anomaly.MethodAttributes(r.Method)...)
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	attrs = append(attrs, semconv.URLScheme(scheme), semconv.URLPath(r.URL.Path), semconv.HTTPRoute(t.route))
+	host, port := splitHostPort(cmp.Or(t.cfg.ServerName, r.Host))
+	attrs = append(attrs, semconv.ServerAddress(host))
+	if anomaly.NonDefaultPort(scheme, port) {
+		attrs = append(attrs, semconv.ServerPort(port))
+	}
+	if peer, peerPort := splitHostPort(r.RemoteAddr); peer != "" {
+		attrs = append(attrs, semconv.NetworkPeerAddress(peer), semconv.ClientAddress(peer))
+		if peerPort > 0 {
+			attrs = append(attrs, semconv.NetworkPeerPort(peerPort))
+		}
+	}
+	if ua := r.UserAgent(); ua != "" {
+		attrs = append(attrs, semconv.UserAgentOriginal(ua))
+	}
+	if v := anomaly.ProtocolVersion(r.Proto); v != "" {
+		attrs = append(attrs, semconv.NetworkProtocolVersion(v))
+	}
+	attrs = append(attrs, semconv.HTTPResponseStatusCode(t.status), semconv.HTTPResponseBodySize(int(t.size)))
+	if t.status < http.StatusInternalServerError {
+		return name, parent, attrs, codes.Unset, ""
+	}
+	if t.errType == "" {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(t.status)))
+	}
+	if t.panicked {
+		return name, parent, attrs, codes.Error, "panic"
+	}
+	return name, parent, attrs, codes.Error, ""
+}
+
+func splitHostPort(hostport string) (string, int) {
+	host, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport, 0
+	}
+	port, _ := strconv.Atoi(p)
+	return host, port
+}
+
+// replayTracer is otelhttp's tracer of the configured provider: a replayed
+// span has the scope a sampled one has.
+func (cfg *traceConfig) replayTracer() trace.Tracer {
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	return tp.Tracer(otelhttp.ScopeName, trace.WithInstrumentationVersion(otelhttp.Version))
+}
+
+// noSampler says once that the anomalies of unsampled requests are lost,
+// and how to keep them.
+func (cfg *traceConfig) noSampler() {
+	cfg.warnOnce.Do(func() {
+		slog.Default().LogAttrs(context.Background(), slog.LevelWarn,
+			"telltale: an anomaly of a request the head sampler dropped is not exported, nor will later ones be: "+
+				"build the tracer provider with sampling.NewTracerProvider (github.com/telltale-go/telltale/sampling) to keep them")
+	})
 }
 
 // redactedMessage is err's text with the URL of the *url.Error it wraps (an
 // http.Client error names the full URL, query values included) redacted.
 func redactedMessage(err error) string {
-	msg := err.Error()
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		if u, perr := url.Parse(ue.URL); perr == nil {
-			msg = strings.ReplaceAll(msg, ue.URL, transport.RedactURL(u))
-		} else {
-			msg = strings.ReplaceAll(msg, ue.URL, "REDACTED")
-		}
+		return redact.Message(err.Error(), ue.URL)
 	}
-	return msg
+	return err.Error()
 }
 
 // errorType names an error for error.type in the words telltale uses
-// elsewhere: an error's own ErrorType (as transport's errors have), then the
-// deadline kinds, then the Go type of the innermost cause an *echo.HTTPError
-// wraps.
+// elsewhere: an error's own ErrorType, then the kinds telltale classifies
+// (a failed upstream call's, a deadline's), then the Go type of the
+// innermost cause an *echo.HTTPError wraps.
 func errorType(err error) string {
 	var typed interface{ ErrorType() string }
-	switch {
-	case errors.As(err, &typed):
+	if errors.As(err, &typed) {
 		return typed.ErrorType()
-	case errors.Is(err, context.DeadlineExceeded):
-		return string(transport.KindDeadlineExceeded)
-	case errors.Is(err, context.Canceled):
-		return string(transport.KindCanceled)
+	}
+	if kind := errkind.Of(err, nil); kind != "" {
+		return kind
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
@@ -197,7 +334,11 @@ type spanNameKey struct{ method, route string }
 const maxSpanNames = 4096
 
 func (s *spanNames) format(_ string, r *http.Request) string {
-	k := spanNameKey{method: standardMethod(r.Method), route: r.Pattern}
+	return s.name(r.Method, r.Pattern)
+}
+
+func (s *spanNames) name(method, route string) string {
+	k := spanNameKey{method: standardMethod(method), route: route}
 	s.mu.RLock()
 	name, ok := s.names[k]
 	s.mu.RUnlock()

@@ -3,20 +3,20 @@ package transport
 import (
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strings"
+	"sync"
 )
 
-// callerDepth is how many frames are captured at RoundTrip: enough to get
-// past net/http's client and otelhttp to the application's own frames, small
-// enough to cost a few hundred nanoseconds.
-const callerDepth = 20
+// callerDepth is how many program counters RoundTrip captures: deep enough
+// to get past net/http's client, helpers, proxies and middleware to the
+// application's own frame.
+const callerDepth = 32
 
-// stackFrames is how many application frames a leak report keeps.
+// stackFrames is how many frames a report's stack keeps.
 const stackFrames = 8
 
-// A CallSite is the line of application code that made a request: the first
-// frame of the request's stack outside net/http, otelhttp, telltale and the
-// packages given to [WithCallSiteSkip].
+// A CallSite is the line of application code that made a request.
 type CallSite struct {
 	Function string `json:"function"`
 	File     string `json:"file"`
@@ -32,27 +32,82 @@ func (c CallSite) String() string {
 	return fmt.Sprintf("%s:%d %s", c.File, c.Line, c.Function)
 }
 
-// alwaysSkipped are the packages between the application and the
-// transport; a frame whose function name starts with one of them is not the
-// application's.
+// alwaysSkipped are the packages between the caller and the transport
+// itself; their frames are never a call site, nor part of a report's stack.
 var alwaysSkipped = [...]string{
 	"runtime.",
 	"net/http.",
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp.",
 	"github.com/telltale-go/telltale/transport.",
-	"github.com/telltale-go/telltale/middleware.",
-	"github.com/labstack/echo/v4.",
 }
 
-// skipped reports whether fn, a fully qualified function name, belongs to a
-// package that is not the application's.
-func (c *config) skipped(fn string) bool {
+// siteFinder turns captured program counters into a call site: the first
+// frame of the application's own code — its main module, package main —
+// that is not in a package given to WithCallSiteSkip. Where no frame of
+// the application's is on the stack (Echo's proxy middleware, a
+// ReverseProxy mounted directly), it is the first frame outside the
+// standard library, and failing that the first frame outside net/http.
+type siteFinder struct {
+	skip    []string // WithCallSiteSkip
+	appRoot string   // the main module's path
+}
+
+func newSiteFinder(skip []string) siteFinder {
+	f := siteFinder{skip: skip}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path != "" && bi.Main.Path != "command-line-arguments" {
+		f.appRoot = bi.Main.Path
+	}
+	return f
+}
+
+// find symbolizes pcs. It is only called for a report — a leak, an
+// introspection — never on the request path.
+func (f siteFinder) find(pcs []uintptr) (CallSite, string) {
+	var (
+		stack            strings.Builder
+		app, lib, other  CallSite
+		kept             int
+		frames           = runtime.CallersFrames(pcs)
+		haveApp, haveLib bool
+	)
+	for {
+		fr, more := frames.Next()
+		if fr.Function != "" && !f.skipped(fr.Function) {
+			site := CallSite{Function: fr.Function, File: fr.File, Line: fr.Line}
+			pkg := packageOf(fr.Function)
+			switch {
+			case !haveApp && f.isApp(pkg):
+				app, haveApp = site, true
+			case !haveLib && !isStd(pkg):
+				lib, haveLib = site, true
+			case other.File == "":
+				other = site
+			}
+			if kept < stackFrames {
+				fmt.Fprintf(&stack, "%s\n\t%s:%d\n", fr.Function, fr.File, fr.Line)
+				kept++
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	switch {
+	case haveApp:
+		return app, stack.String()
+	case haveLib:
+		return lib, stack.String()
+	}
+	return other, stack.String()
+}
+
+func (f siteFinder) skipped(fn string) bool {
 	for _, p := range alwaysSkipped {
 		if strings.HasPrefix(fn, p) {
 			return true
 		}
 	}
-	for _, p := range c.skipPackages {
+	for _, p := range f.skip {
 		if strings.HasPrefix(fn, p) && len(fn) > len(p) && (fn[len(p)] == '.' || fn[len(p)] == '/') {
 			return true
 		}
@@ -60,30 +115,59 @@ func (c *config) skipped(fn string) bool {
 	return false
 }
 
-// symbolize turns captured program counters into the call site and a short
-// stack of application frames. It is only called when a report needs it —
-// a leak or an introspection call — never on the request path.
-func (c *config) symbolize(pcs []uintptr) (CallSite, string) {
-	var (
-		site  CallSite
-		stack strings.Builder
-		n     int
-	)
-	frames := runtime.CallersFrames(pcs)
-	for {
-		f, more := frames.Next()
-		if f.Function != "" && !c.skipped(f.Function) {
-			if n == 0 {
-				site = CallSite{Function: f.Function, File: f.File, Line: f.Line}
-			}
-			if n < stackFrames {
-				fmt.Fprintf(&stack, "%s\n\t%s:%d\n", f.Function, f.File, f.Line)
-			}
-			n++
-		}
-		if !more {
-			break
-		}
+func (f siteFinder) isApp(pkg string) bool {
+	if pkg == "main" {
+		return true
 	}
-	return site, stack.String()
+	return f.appRoot != "" && (pkg == f.appRoot || strings.HasPrefix(pkg, f.appRoot+"/"))
+}
+
+// packageOf returns the package path of a fully qualified function name,
+// "example.com/a/b.(*T).M" → "example.com/a/b".
+func packageOf(fn string) string {
+	slash := strings.LastIndexByte(fn, '/')
+	if dot := strings.IndexByte(fn[slash+1:], '.'); dot >= 0 {
+		return fn[:slash+1+dot]
+	}
+	return fn
+}
+
+// isStd reports whether pkg belongs to the standard library: its first
+// path element has no dot.
+func isStd(pkg string) bool {
+	first, _, _ := strings.Cut(pkg, "/")
+	return !strings.Contains(first, ".")
+}
+
+// siteCache remembers the call sites of recent stacks: a leak storm comes
+// from a handful of lines, and symbolizing the same stack again for each of
+// thousands of leaks is what would make reporting them costly.
+type siteCache struct {
+	mu    sync.Mutex
+	sites map[[callerDepth]uintptr]cachedSite
+}
+
+type cachedSite struct {
+	site  CallSite
+	stack string
+}
+
+// maxCachedSites bounds the cache; past it, it starts afresh.
+const maxCachedSites = 1024
+
+func (c *siteCache) lookup(f siteFinder, pcs [callerDepth]uintptr, n int) (CallSite, string) {
+	c.mu.Lock()
+	s, ok := c.sites[pcs]
+	c.mu.Unlock()
+	if ok {
+		return s.site, s.stack
+	}
+	s.site, s.stack = f.find(pcs[:n])
+	c.mu.Lock()
+	if c.sites == nil || len(c.sites) >= maxCachedSites {
+		c.sites = make(map[[callerDepth]uintptr]cachedSite)
+	}
+	c.sites[pcs] = s
+	c.mu.Unlock()
+	return s.site, s.stack
 }

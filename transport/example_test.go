@@ -18,7 +18,7 @@ func ExampleWithScope() {
 	defer upstream.Close()
 	tr := transport.New(nil, transport.WithLogger(discardLogger()))
 	defer tr.Close()
-	client := &http.Client{Transport: tr}
+	client := tr.Client()
 
 	ctx, scope := transport.WithScope(context.Background()) // the middleware does this per request
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, upstream.URL+"/items?token=secret", nil)

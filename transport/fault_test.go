@@ -2,7 +2,6 @@ package transport_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -14,15 +13,11 @@ import (
 	"github.com/telltale-go/telltale/transport"
 )
 
-// listenOnly returns the address of a listener that hands each connection to
-// serve.
-func listenOnly(t *testing.T, serve func(net.Conn)) string { return faulty.Listen(t, serve) }
-
-// TestFaultMatrix calls each faulty upstream the way a handler does — with a
-// deadline, reading the whole body, closing it — and checks that the call
-// ends within the deadline plus a margin, that the span says what happened,
-// and that no body, connection or goroutine is left behind (goleak runs
-// after the package's tests).
+// Each faulty upstream, called the way a handler calls it — with a
+// deadline, reading the body, closing it — ends the call within the
+// deadline plus a margin, with a span that says what happened, and leaves
+// no body, connection or goroutine behind (goleak runs after the package's
+// tests).
 func TestFaultMatrix(t *testing.T) {
 	for _, f := range faulty.Faults() {
 		t.Run(f.Name, func(t *testing.T) {
@@ -43,7 +38,7 @@ func TestFaultMatrix(t *testing.T) {
 			wantStatus := codes.Unset
 			if f.Failing() {
 				wantStatus = codes.Error
-				if got := spanAttr(t, s, "error.type").AsString(); got != f.ErrorType {
+				if got := errorType(s); got != f.ErrorType {
 					t.Errorf("error.type = %q, want %q (err %v)", got, f.ErrorType, err)
 				}
 			}
@@ -59,6 +54,8 @@ func TestFaultMatrix(t *testing.T) {
 	}
 }
 
+// A redirect loop gives up after ten hops, each with its span ended and its
+// body closed.
 func TestRedirectLoopClosesEveryHop(t *testing.T) {
 	var srv *httptest.Server
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

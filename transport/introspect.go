@@ -3,7 +3,10 @@ package transport
 import (
 	"cmp"
 	"slices"
+	"sync"
 	"time"
+
+	"github.com/telltale-go/telltale/internal/redact"
 )
 
 // BodyInfo describes a tracked response body. URLs are redacted: no
@@ -22,17 +25,50 @@ type BodyInfo struct {
 	SpanID    string        `json:"span_id,omitempty"`
 }
 
-// OpenBodies lists the bodies the Transport tracks that are still open,
-// oldest first, with their call sites.
-func (t *Transport) OpenBodies() []BodyInfo {
+// describe describes rec for a report or an introspection, symbolizing its
+// call site (through the cache): not for the request path.
+func (t *Transport) describe(rec *record, now time.Time, site bool) BodyInfo {
+	bi := BodyInfo{
+		Status:    rec.status,
+		Opened:    rec.start,
+		Age:       now.Sub(rec.start),
+		BytesRead: rec.bytesRead.Load(),
+	}
+	if req := rec.req; req != nil {
+		bi.Method, bi.URL = req.Method, redact.URL(req.URL)
+		if req.URL != nil {
+			bi.Host = req.URL.Host
+		}
+	}
+	if site {
+		bi.CallSite, bi.Stack = t.sites.lookup(t.cfg.sites, rec.pcs, rec.npcs)
+	}
+	if rec.span != nil {
+		if sc := rec.span.SpanContext(); sc.IsValid() {
+			bi.TraceID, bi.SpanID = sc.TraceID().String(), sc.SpanID().String()
+		}
+	}
+	return bi
+}
+
+// OpenBodies lists the oldest bodies the Transport tracks that are still
+// open, at most max of them (all of them when max is zero or less), oldest
+// first, with their call sites. Its cost grows with max, not with the
+// number of open bodies: an operator may call it in the middle of a leak
+// storm.
+func (t *Transport) OpenBodies(max int) []BodyInfo {
 	now := time.Now()
 	var recs []*record
-	t.reg.each(func(r *record) { recs = append(recs, r) })
+	if max > 0 {
+		recs = t.reg.oldest(max)
+	} else {
+		t.reg.each(func(r *record) { recs = append(recs, r) })
+		slices.SortFunc(recs, func(a, b *record) int { return a.start.Compare(b.start) })
+	}
 	out := make([]BodyInfo, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, r.info(now))
+		out = append(out, t.describe(r, now, true))
 	}
-	slices.SortFunc(out, func(a, b BodyInfo) int { return a.Opened.Compare(b.Opened) })
 	return out
 }
 
@@ -56,6 +92,40 @@ type Stats struct {
 func (t *Transport) Stats() Stats {
 	_, leaked := t.leaks.recent()
 	return Stats{Open: t.reg.count.Load(), Leaked: leaked, Untracked: t.reg.dropped.Load()}
+}
+
+// recentLeaks is how many leaks a Transport remembers for introspection.
+const recentLeaks = 256
+
+// leakLog keeps the most recent leaks, and counts all of them.
+type leakLog struct {
+	mu    sync.Mutex
+	limit int
+	ring  []Leak
+	next  int
+	total int64
+}
+
+func (l *leakLog) add(leak Leak) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total++
+	if len(l.ring) < l.limit {
+		l.ring = append(l.ring, leak)
+		return
+	}
+	l.ring[l.next] = leak
+	l.next = (l.next + 1) % l.limit
+}
+
+// recent returns the remembered leaks, oldest first, and the total count.
+func (l *leakLog) recent() ([]Leak, int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Leak, 0, len(l.ring))
+	out = append(out, l.ring[l.next:]...)
+	out = append(out, l.ring[:l.next]...)
+	return out, l.total
 }
 
 // byCallSite orders infos for stable reports.

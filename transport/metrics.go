@@ -6,18 +6,10 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
-)
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
-// ScopeName is the instrumentation scope of telltale's meter.
-const ScopeName = "github.com/telltale-go/telltale/transport"
-
-// Metric names, in the http.client.* namespace of the semantic conventions.
-const (
-	MetricBodiesOpen      = "http.client.response.body.open"      // up-down counter of bodies not yet closed
-	MetricBodiesLeaked    = "http.client.response.body.leaked"    // counter, by telltale.leak.reason and server.address
-	MetricBytesDrained    = "http.client.response.body.drained"   // counter of bytes Close discarded
-	MetricBodiesUntracked = "http.client.response.body.untracked" // counter of bodies past WithMaxTrackedBodies
-	MetricUpstreamSlow    = "http.client.upstream.slow"           // counter, by telltale.upstream.slow.kind and server.address
+	"github.com/telltale-go/telltale/internal/version"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 type instruments struct {
@@ -29,18 +21,18 @@ type instruments struct {
 }
 
 func newInstruments(mp metric.MeterProvider) instruments {
-	m := mp.Meter(ScopeName)
-	open, err := m.Int64UpDownCounter(MetricBodiesOpen, metric.WithUnit("{body}"),
+	m := mp.Meter(version.TransportScope, metric.WithInstrumentationVersion(version.Version))
+	open, err := m.Int64UpDownCounter(vocab.MetricBodiesOpen, metric.WithUnit("{body}"),
 		metric.WithDescription("Response bodies returned to the application and not yet closed, read to their end or reported as leaked."))
 	if err != nil {
-		open, _ = noop.Meter{}.Int64UpDownCounter(MetricBodiesOpen)
+		open, _ = noop.Meter{}.Int64UpDownCounter(vocab.MetricBodiesOpen)
 	}
 	i := instruments{
 		open:      open,
-		leaked:    counter(m, MetricBodiesLeaked, "{body}", "Response bodies reported as leaked, by reason and upstream."),
-		drained:   counter(m, MetricBytesDrained, "By", "Unread response bytes discarded on Close so that the connection could be reused."),
-		untracked: counter(m, MetricBodiesUntracked, "{body}", "Response bodies not tracked because the tracking cap was reached."),
-		slow:      counter(m, MetricUpstreamSlow, "{request}", "Outbound requests past a slow threshold, by kind and upstream."),
+		leaked:    counter(m, vocab.MetricBodiesLeaked, "{body}", "Response bodies reported as leaked, by reason and upstream."),
+		drained:   counter(m, vocab.MetricBytesDrained, "By", "Unread response bytes discarded on Close so that the connection could be reused."),
+		untracked: counter(m, vocab.MetricBodiesUntracked, "{body}", "Response bodies not tracked because the tracking cap was reached."),
+		slow:      counter(m, vocab.MetricUpstreamSlow, "{request}", "Outbound requests past a slow threshold, by kind and upstream."),
 	}
 	return i
 }
@@ -64,10 +56,10 @@ func (i *instruments) bodyUntracked()      { i.untracked.Add(context.Background(
 // which upstream, so that dashboards can tell which service leaks or lags.
 func (i *instruments) bodyLeaked(r LeakReason, host string) {
 	i.leaked.Add(context.Background(), 1, metric.WithAttributes(
-		attribute.String(AttrLeakReason, string(r)), attribute.String("server.address", host)))
+		attribute.String(vocab.AttrLeakReason, string(r)), semconv.ServerAddress(host)))
 }
 
-func (i *instruments) upstreamSlow(k slowKind, host string) {
+func (i *instruments) upstreamSlow(kind, host string) {
 	i.slow.Add(context.Background(), 1, metric.WithAttributes(
-		attribute.String(AttrSlowKind, string(k)), attribute.String("server.address", host)))
+		attribute.String(vocab.AttrSlowKind, kind), semconv.ServerAddress(host)))
 }

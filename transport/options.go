@@ -11,38 +11,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Defaults. Each one answers a failure of the incident described in the
-// README; every one can be changed with an [Option].
-const (
-	// DefaultTimeout is the backstop deadline given to a request whose context
-	// has none: Go's default client waits forever. It covers the whole
-	// exchange, reading the body included, like http.Client.Timeout, but is
-	// enforced as a context deadline inside the transport, so that a repaired
-	// leak leaves no goroutine behind (http.Client.Timeout keeps one per
-	// request until it fires). Change it with [WithTimeout].
-	DefaultTimeout = 30 * time.Second
-
-	// DefaultDrainLimit is how many unread bytes Close reads and discards so
-	// that the connection can go back to the pool. Past it, draining costs
-	// more than a new connection and the connection is closed instead.
-	DefaultDrainLimit = 256 << 10
-
-	// DefaultDrainTimeout bounds the time Close spends draining, so that a
-	// trickling upstream cannot make Close block.
-	DefaultDrainTimeout = 100 * time.Millisecond
-
-	// DefaultMaxTrackedBodies caps how many open bodies one Transport tracks
-	// at once, so that an application leaking thousands of bodies a second
-	// cannot make tracking grow without bound. Bodies past the cap still
-	// drain on close and end their spans; they are counted as untracked.
-	DefaultMaxTrackedBodies = 100_000
-
-	// DefaultLeakLogLimit caps leak warnings logged per second; past it,
-	// one line says how many were suppressed. Spans and metrics still
-	// record every leak.
-	DefaultLeakLogLimit = 100
-)
-
 // An Option configures a [Transport].
 type Option interface {
 	apply(*config)
@@ -71,16 +39,26 @@ type config struct {
 
 	propagateDeadline bool
 	skipPackages      []string
+	sites             siteFinder
 	name              string
 }
 
+// The defaults, each explained by the option that changes it.
+const (
+	defaultTimeout      = 30 * time.Second
+	defaultDrainLimit   = 256 << 10
+	defaultDrainTimeout = 100 * time.Millisecond
+	defaultMaxTracked   = 100_000
+	defaultLeakLogLimit = 100
+)
+
 func newConfig(opts []Option) config {
 	c := config{
-		timeout:      DefaultTimeout,
-		drainLimit:   DefaultDrainLimit,
-		drainTimeout: DefaultDrainTimeout,
-		maxTracked:   DefaultMaxTrackedBodies,
-		logLimit:     DefaultLeakLogLimit,
+		timeout:      defaultTimeout,
+		drainLimit:   defaultDrainLimit,
+		drainTimeout: defaultDrainTimeout,
+		maxTracked:   defaultMaxTracked,
+		logLimit:     defaultLeakLogLimit,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -99,11 +77,14 @@ func newConfig(opts []Option) config {
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
+	c.sites = newSiteFinder(c.skipPackages)
 	return c
 }
 
-// WithTracerProvider sets the provider of the outbound client spans. The
-// global provider is used when none is given; nil is ignored.
+// WithTracerProvider sets the provider of the client spans. The global
+// provider is used when none is given; nil is ignored. To have the
+// anomalies of unsampled requests exported, the provider needs package
+// sampling's sampler and ID generator.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return optionFunc(func(c *config) {
 		if tp != nil {
@@ -112,9 +93,9 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	})
 }
 
-// WithMeterProvider sets the provider of telltale's body metrics and
-// otelhttp's client metrics. The global provider is used when none is given;
-// nil is ignored.
+// WithMeterProvider sets the provider of telltale's body metrics and of
+// otelhttp's client metrics. The global provider is used when none is
+// given; nil is ignored.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) {
 		if mp != nil {
@@ -134,8 +115,8 @@ func WithPropagators(p propagation.TextMapPropagator) Option {
 	})
 }
 
-// WithLogger sets the logger that receives one warning per leaked body.
-// slog.Default() is used when none is given; nil is ignored.
+// WithLogger sets the logger of leak warnings. slog.Default() is used when
+// none is given; nil is ignored.
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) {
 		if l != nil {
@@ -144,17 +125,23 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
-// WithTimeout sets the backstop deadline given to requests whose context has
-// no deadline (see [DefaultTimeout]). Zero or a negative value disables it.
+// WithTimeout sets the backstop deadline of requests whose context has
+// none; 30 s by default, because Go's default client waits forever. Like
+// http.Client.Timeout it covers the whole exchange, reading the body
+// included; unlike it, it is a context deadline inside the transport, so a
+// repaired leak leaves no goroutine behind (http.Client.Timeout keeps one
+// per request until it fires). Requests made with a [LongLived] context
+// get none. Zero or a negative value disables it.
 func WithTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.timeout = max(d, 0) })
 }
 
-// WithDrain sets how much of an unread body Close drains, and for how long at
-// most, before it gives up and closes the connection (see
-// [DefaultDrainLimit], [DefaultDrainTimeout]). A limit of zero disables
-// draining; a negative limit is ignored. Draining is always bounded in time:
-// a timeout of zero or less is ignored.
+// WithDrain sets how much of an unread body Close reads and discards so
+// that the connection goes back to the pool — 256 KiB by default — and for
+// how long at most — 100 ms by default, so that a trickling upstream cannot
+// make Close block. Past either bound, closing the connection is cheaper. A
+// limit of zero disables draining; a negative limit and a timeout of zero
+// or less are ignored.
 func WithDrain(limit int64, timeout time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if limit >= 0 {
@@ -169,14 +156,18 @@ func WithDrain(limit int64, timeout time.Duration) Option {
 // WithMaxBodyAge reports a body still open after d as a leak (reason
 // [LeakTooOld]) and repairs it unless [WithReportOnly] is set. Checking ages
 // takes one goroutine per Transport, woken every d/4 (at least every
-// second); [Transport.Close] stops it. Zero, the default, disables the check:
-// a streaming response may legitimately stay open for a long time.
+// second); [Transport.Close] stops it. Off by default: a streaming response
+// may legitimately stay open for a long time ([LongLived] bodies and
+// upgraded connections are never too old). Zero disables it.
 func WithMaxBodyAge(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.maxAge = max(d, 0) })
 }
 
-// WithMaxTrackedBodies caps the open bodies tracked at once (see
-// [DefaultMaxTrackedBodies]). Values below one are ignored.
+// WithMaxTrackedBodies caps the open bodies tracked at once — 100 000 by
+// default — so that an application leaking thousands of bodies a second
+// cannot make tracking grow without bound. Bodies past the cap still drain
+// on close, end their spans and are reported at Close; they are counted as
+// untracked. Values below one are ignored.
 func WithMaxTrackedBodies(n int) Option {
 	return optionFunc(func(c *config) {
 		if n > 0 {
@@ -185,25 +176,27 @@ func WithMaxTrackedBodies(n int) Option {
 	})
 }
 
-// WithLeakLogLimit caps the leak warnings logged per second (see
-// [DefaultLeakLogLimit]). Zero or a negative value removes the cap.
+// WithLeakLogLimit caps the leak warnings logged per second — 100 by
+// default; the count of those suppressed is logged once the second is
+// over. Spans and metrics still record every leak. Zero or a negative value
+// removes the cap.
 func WithLeakLogLimit(perSecond int) Option {
 	return optionFunc(func(c *config) { c.logLimit = max(perSecond, 0) })
 }
 
-// WithReportOnly reports leaks without repairing them: leaked bodies are left
+// WithReportOnly reports leaks without repairing them: leaked bodies stay
 // open, exactly as the application left them. Use it to watch a service
-// without changing its behaviour; by default leaks are repaired, which frees
-// the connection and the transport's goroutines behind the body.
+// without changing its behaviour; by default leaks are repaired, which
+// frees the connection and the transport's goroutines behind the body.
 func WithReportOnly() Option {
 	return optionFunc(func(c *config) { c.reportOnly = true })
 }
 
-// WithSlowThreshold marks an upstream call as slow when its response headers
-// take longer than ttfb, or the whole exchange (until the body is closed or
-// read to its end) takes longer than total. A slow call gets the attribute
-// telltale.upstream.slow and an event [EventUpstreamSlow] saying which limit
-// it crossed. A zero threshold is not checked.
+// WithSlowThreshold marks a call as slow when its response headers take
+// longer than ttfb, or the whole exchange (until the body ends) takes
+// longer than total: its span gets a vocab.EventUpstreamSlow event saying
+// which, and is exported even if the request was not sampled. A zero
+// threshold is not checked; by default neither is.
 func WithSlowThreshold(ttfb, total time.Duration) Option {
 	return optionFunc(func(c *config) {
 		c.slowTTFB = max(ttfb, 0)
@@ -212,18 +205,19 @@ func WithSlowThreshold(ttfb, total time.Duration) Option {
 }
 
 // WithDeadlinePropagation sends the time left before the request context's
-// deadline to the upstream in [TimeoutHeader], so that an upstream running
-// the telltale middleware (or any server reading the header) stops when the
-// caller stops waiting. Off by default: the header tells the upstream how
-// long you will wait, which you may not want to tell third parties.
+// deadline to the upstream, in the Connect protocol's Connect-Timeout-Ms
+// header (whole milliseconds), so that a Connect server, or a server behind
+// telltale's Deadline middleware, stops working when the caller stops
+// waiting. A value the caller set itself is kept. Off by default: the
+// header tells the upstream how long you will wait, which you may not want
+// to tell third parties.
 func WithDeadlinePropagation() Option {
 	return optionFunc(func(c *config) { c.propagateDeadline = true })
 }
 
-// WithName names the Transport — typically after the upstream or the team
-// it serves, "payments" — in its leak warnings and in the leak inspector,
-// where a service with several clients needs to tell them apart. Empty names
-// are ignored.
+// WithName names the Transport — after the upstream or the team it serves,
+// "payments" — in its leak warnings and in the inspector, so that a service
+// with several clients can tell them apart. Empty names are ignored.
 func WithName(name string) Option {
 	return optionFunc(func(c *config) {
 		if name = strings.TrimSpace(name); name != "" {
@@ -232,10 +226,12 @@ func WithName(name string) Option {
 	})
 }
 
-// WithCallSiteSkip names more packages whose frames are skipped when telltale
-// looks for the line of code that made a request, for example an in-house
-// HTTP helper package, so that leak reports name the helper's caller.
-// net/http, otelhttp and telltale's own packages are always skipped.
+// WithCallSiteSkip names packages of the application whose frames are not
+// the call site of a request — an in-house HTTP helper, a client library
+// kept in the same module — so that leak reports name the line that called
+// them. The call site is otherwise the first frame of the application's own
+// code (its main module), which already passes over the standard library,
+// Echo, otelhttp and other modules' helpers.
 func WithCallSiteSkip(packages ...string) Option {
 	return optionFunc(func(c *config) {
 		for _, p := range packages {

@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"container/heap"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,7 +26,7 @@ type registry struct {
 type shard struct {
 	mu   sync.Mutex
 	head *record
-	_    [40]byte // keep shards on separate cache lines
+	_    [64 - 16]byte // pads the 16 bytes above to 64, a cache line: no false sharing between shards
 }
 
 // add puts rec in a random shard. It reports false, and counts the body as
@@ -88,11 +90,55 @@ func (g *registry) each(fn func(*record)) {
 	}
 }
 
+// all returns every record, the tracked and those past the limit: what
+// Transport.Close reports.
+func (g *registry) all() []*record {
+	var out []*record
+	g.each(func(r *record) { out = append(out, r) })
+	g.over.mu.Lock()
+	for r := g.over.head; r != nil; r = r.next {
+		out = append(out, r)
+	}
+	g.over.mu.Unlock()
+	return out
+}
+
+// oldest returns at most n tracked records, the oldest first, without
+// sorting them all: what the inspector shows costs what it shows.
+func (g *registry) oldest(n int) []*record {
+	h := make(recordHeap, 0, n)
+	g.each(func(r *record) {
+		if len(h) < n {
+			heap.Push(&h, r)
+		} else if n > 0 && r.start.Before(h[0].start) {
+			h[0] = r
+			heap.Fix(&h, 0)
+		}
+	})
+	slices.SortFunc(h, func(a, b *record) int { return a.start.Compare(b.start) })
+	return h
+}
+
+// recordHeap is a max-heap of records by opening time: its root is the
+// newest of those kept.
+type recordHeap []*record
+
+func (h recordHeap) Len() int           { return len(h) }
+func (h recordHeap) Less(i, j int) bool { return h[i].start.After(h[j].start) }
+func (h recordHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *recordHeap) Push(x any)        { *h = append(*h, x.(*record)) }
+func (h *recordHeap) Pop() any {
+	old := *h
+	r := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return r
+}
+
 // olderThan returns the records opened before cutoff.
 func (g *registry) olderThan(cutoff time.Time) []*record {
 	var old []*record
 	g.each(func(r *record) {
-		if r.start.Before(cutoff) && !r.upgraded {
+		if r.start.Before(cutoff) && !r.upgraded && !longLived(r.req) {
 			old = append(old, r)
 		}
 	})

@@ -2,21 +2,31 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"sync"
+
+	"github.com/telltale-go/telltale/internal/lazyctx"
 )
 
-// A Scope is the lifetime of a unit of work — typically one inbound request —
-// that response bodies can be bound to. A body whose request context carries a
-// Scope is dead once the Scope ends: nobody is left to read it, and the
+// A Scope is the lifetime of a unit of work — typically one inbound request
+// — that response bodies are bound to. A body obtained with the Scope's
+// context is dead once the Scope ends: nobody is left to read it, and the
 // connection under it cannot be reused until it is closed. [Scope.End]
-// therefore reports every body opened under the Scope and still open as a
-// leak (reason [LeakOutOfScope]) and, unless the [Transport] was built with
+// therefore reports every body still open under the Scope as a leak (reason
+// [LeakOutOfScope]) and, unless the [Transport] was built with
 // [WithReportOnly], closes it.
 //
-// The telltale Echo middleware opens one Scope per request; other servers can
-// do the same with [WithScope].
+// Work meant to outlive the Scope detaches from it the way Go code detaches
+// from a request: with context.WithoutCancel (or a context made from it).
+// The Scope's context is canceled when the Scope ends, as net/http cancels
+// a request's context when its handler returns; a body whose request
+// context is not canceled by that is detached, and is left to the other
+// leak checks (unreachable, too old, open at close).
+//
+// The telltale Echo middleware opens one Scope per request; other servers
+// can do the same with [WithScope].
 type Scope struct {
-	ctx   scopeContext // the context that carries the scope, in the same allocation
+	ctx   lazyctx.Context // the scope's context, in the same allocation
 	mu    sync.Mutex
 	ended bool
 	open  []*record
@@ -24,49 +34,36 @@ type Scope struct {
 
 type scopeKey struct{}
 
+// errScopeEnded is the cause with which a Scope's context is canceled.
+var errScopeEnded = errors.New("transport: scope ended")
+
 // WithScope returns a copy of ctx that carries a new [Scope], and that Scope.
 // Every response body obtained through a telltale [Transport] with the
 // returned context (or one derived from it) is bound to the Scope. Call
 // [Scope.End] when the work is done, typically in a defer.
 func WithScope(ctx context.Context) (context.Context, *Scope) {
 	s := &Scope{}
-	s.ctx = scopeContext{Context: ctx, scope: s}
+	s.ctx.Init(ctx, scopeKey{}, s)
 	return &s.ctx, s
 }
 
-// scopeContext is the context carrying a Scope. It lives inside the Scope,
-// which saves an allocation per request.
-type scopeContext struct {
-	context.Context
-	scope *Scope
-}
-
-func (c *scopeContext) Value(key any) any {
-	if key == (scopeKey{}) {
-		return c.scope
-	}
-	return c.Context.Value(key)
-}
-
-// ScopeFromContext returns the [Scope] carried by ctx, or nil.
-func ScopeFromContext(ctx context.Context) *Scope {
+func scopeFrom(ctx context.Context) *Scope {
 	s, _ := ctx.Value(scopeKey{}).(*Scope)
 	return s
 }
 
-// add binds rec to the scope. It reports false when the scope has already
-// ended: such a body is left to the other leak checks.
-func (s *Scope) add(rec *record) bool {
+// add binds rec to the scope. A scope that has ended does not take it: the
+// body is left to the other leak checks.
+func (s *Scope) add(rec *record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
-		return false
+		return
 	}
 	if len(s.open) == cap(s.open) {
 		s.compactLocked()
 	}
 	s.open = append(s.open, rec)
-	return true
 }
 
 // compactLocked drops finished bodies, so that a long-lived scope holds only
@@ -82,14 +79,13 @@ func (s *Scope) compactLocked() {
 	s.open = kept
 }
 
-// End ends the scope. Every body opened under it that is still open is
-// reported as a leak — its client span ends with the leak event, the leak is
-// counted and logged — and repaired unless its Transport is report-only. End
-// returns those leaks, oldest first, so that the caller can also record them
-// where it wants (the Echo middleware puts them on the server span). Later
-// calls return nil; bodies opened under the scope after End are left to the
-// unreachable and too-old checks. End is safe to call concurrently with the
-// bodies' own Read and Close.
+// End ends the scope: it cancels the scope's context, then reports every
+// body opened under it, still open and not detached, as a leak — its client
+// span ends with the leak event, the leak is counted and logged — and
+// repairs it unless its Transport is report-only. End returns those leaks,
+// oldest first, so that the caller can also record them where it wants (the
+// Echo middleware puts them on the server span). Later calls return nil.
+// End is safe to call concurrently with the bodies' own Read and Close.
 func (s *Scope) End() []Leak {
 	if s == nil {
 		return nil
@@ -104,8 +100,23 @@ func (s *Scope) End() []Leak {
 	s.open = nil
 	s.mu.Unlock()
 
+	if len(open) == 0 {
+		s.ctx.End(errScopeEnded)
+		return nil
+	}
+	// Materialized, so that context.Cause of every context derived from
+	// the scope's tells whether the scope's end is what canceled it.
+	s.ctx.Materialize()
+	s.ctx.End(errScopeEnded)
+	ended := context.Cause(&s.ctx)
 	var leaks []Leak
 	for _, rec := range open {
+		if context.Cause(rec.Context) != ended {
+			// Detached (context.WithoutCancel): it outlives the scope
+			// on purpose. Or canceled before for a reason of its own,
+			// its own deadline: the other checks will tell.
+			continue
+		}
 		if l, ok := rec.t.reportLeak(rec, LeakOutOfScope); ok {
 			leaks = append(leaks, l)
 		}

@@ -24,7 +24,7 @@ var ErrOpenBodies = errors.New("transport: response bodies left open")
 func FindOpenBodies(tr *Transport, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
-		open := tr.OpenBodies()
+		open := tr.OpenBodies(0)
 		if len(open) == 0 {
 			return nil
 		}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/telltale-go/telltale/demo/internal/gateway"
 	"github.com/telltale-go/telltale/demo/internal/jaeger"
-	"github.com/telltale-go/telltale/transport"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -118,29 +118,29 @@ func TestE2E(t *testing.T) {
 			if kind, _ := s.Tag("span.kind"); kind != "client" {
 				return jaeger.Log{}, false
 			}
-			return s.Event(transport.EventBodyLeaked)
+			return s.Event(vocab.EventBodyLeaked)
 		})
-		file, _ := ev.Field(transport.AttrCodeFile)
-		line, _ := ev.Field(transport.AttrCodeLine)
+		file, _ := ev.Field("code.file.path")
+		line, _ := ev.Field("code.line.number")
 		if !strings.HasSuffix(file, wantFile) || line != strconv.Itoa(wantLine) {
 			t.Errorf("leak event names %s:%s, want …/%s:%d (the LEAK line)", file, line, wantFile, wantLine)
 		}
 		if status, _ := span.Tag("otel.status_code"); status != "ERROR" {
 			t.Errorf("leaked client span status = %q, want ERROR", status)
 		}
-		if reason, _ := ev.Field(transport.AttrLeakReason); reason == "" {
-			t.Errorf("leak event has no %s", transport.AttrLeakReason)
+		if reason, _ := ev.Field(vocab.AttrLeakReason); reason == "" {
+			t.Errorf("leak event has no %s", vocab.AttrLeakReason)
 		}
 	})
 
 	t.Run("guarded dead upstream: connection_refused", func(t *testing.T) {
 		id := ids("dead", "guarded")[0]
-		waitFor(ctx, t, jc, id, errorType(string(transport.KindConnectionRefused)))
+		waitFor(ctx, t, jc, id, errorType(vocab.ErrorConnectionRefused))
 	})
 
 	t.Run("guarded black hole: deadline error, answered in time", func(t *testing.T) {
 		id := ids("blackhole", "guarded")[0]
-		waitFor(ctx, t, jc, id, errorType(string(transport.KindDeadlineExceeded), string(transport.KindTimeoutAwaitingHeaders)))
+		waitFor(ctx, t, jc, id, errorType(vocab.ErrorDeadlineExceeded, vocab.ErrorTimeoutAwaitingHeaders))
 		for _, r := range results {
 			for _, g := range r.Gateways {
 				if r.Name == "blackhole" && g.Gateway == "guarded" {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/telltale-go/telltale/demo/internal/gateway"
 	"github.com/telltale-go/telltale/demo/internal/upstream"
-	"github.com/telltale-go/telltale/transport"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 // leakCounter counts leak events per client span, so that a leak reported
@@ -37,7 +37,7 @@ func (l *leakCounter) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 	l.ended.Add(1)
 	for _, ev := range s.Events() {
-		if ev.Name == transport.EventBodyLeaked {
+		if ev.Name == vocab.EventBodyLeaked {
 			l.mu.Lock()
 			l.perSpan[s.SpanContext().SpanID()]++
 			l.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/telltale-go/telltale/transport"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 // An Upstream is a started faulty upstream.
@@ -71,18 +72,18 @@ func Faults() []Fault {
 				_ = ln.Close() // nothing listens there now
 				return Upstream{URL: "http://" + addr}
 			},
-			ErrorType: string(transport.KindConnectionRefused),
+			ErrorType: vocab.ErrorConnectionRefused,
 		},
 		{
 			Name:      "black hole",
 			Start:     func(t testing.TB) Upstream { return Upstream{URL: "http://" + Listen(t, func(net.Conn) {})} },
-			ErrorType: string(transport.KindDeadlineExceeded),
+			ErrorType: vocab.ErrorDeadlineExceeded,
 		},
 		{
 			Name:      "slow headers past the header timeout",
 			Start:     func(t testing.TB) Upstream { return Upstream{URL: "http://" + Listen(t, func(net.Conn) {})} },
 			Tune:      func(tr *http.Transport) { tr.ResponseHeaderTimeout = 50 * time.Millisecond },
-			ErrorType: string(transport.KindTimeoutAwaitingHeaders),
+			ErrorType: vocab.ErrorTimeoutAwaitingHeaders,
 		},
 		{
 			Name: "trickling body",
@@ -102,7 +103,7 @@ func Faults() []Fault {
 					}
 				})
 			},
-			ErrorType: string(transport.KindDeadlineExceeded),
+			ErrorType: vocab.ErrorDeadlineExceeded,
 		},
 		{
 			Name: "reset mid-body",
@@ -119,12 +120,12 @@ func Faults() []Fault {
 					_ = conn.Close()
 				})
 			},
-			ErrorType: string(transport.KindConnectionReset),
+			ErrorType: vocab.ErrorConnectionReset,
 		},
 		{
 			Name: "body larger than the drain limit",
 			Start: func(t testing.TB) Upstream {
-				big := make([]byte, 4*transport.DefaultDrainLimit)
+				big := make([]byte, 4<<20) // four times the biggest drain limit a test sets, 16 times the default
 				return Counting(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(big) })
 			},
 		},
@@ -136,13 +137,13 @@ func Faults() []Fault {
 					_, _ = c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n\r\n"))
 				})}
 			},
-			ErrorType: string(transport.KindMalformedResponse),
+			ErrorType: vocab.ErrorMalformedResponse,
 		},
 		{
 			Name:      "stalled TLS handshake",
 			Start:     func(t testing.TB) Upstream { return Upstream{URL: "https://" + Listen(t, func(net.Conn) {})} },
 			Tune:      func(tr *http.Transport) { tr.TLSHandshakeTimeout = 50 * time.Millisecond },
-			ErrorType: string(transport.KindTLSHandshakeTimeout),
+			ErrorType: vocab.ErrorTLSHandshakeTimeout,
 		},
 		{
 			Name: "5xx",

@@ -14,7 +14,7 @@ import (
 	"github.com/telltale-go/telltale/demo/internal/gateway"
 	"github.com/telltale-go/telltale/demo/internal/jaeger"
 	"github.com/telltale-go/telltale/demo/internal/telemetry"
-	"github.com/telltale-go/telltale/transport"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 func ms(d time.Duration) string {
@@ -142,7 +142,7 @@ func telltaleLines(g gatewayResult, queryURL string) []string {
 			if f.Event != telemetry.EventLeaked {
 				continue
 			}
-			site := fmt.Sprintf("%s:%s (%s, %s)", shortPath(f.Attrs[transport.AttrCodeFile]), f.Attrs[transport.AttrCodeLine], f.Attrs[transport.AttrLeakReason], shortFunc(f.Attrs[transport.AttrCodeFunction]))
+			site := fmt.Sprintf("%s:%s (%s, %s)", shortPath(f.Attrs["code.file.path"]), f.Attrs["code.line.number"], f.Attrs[vocab.AttrLeakReason], shortFunc(f.Attrs["code.function.name"]))
 			sites[site]++
 			if example.TraceID == "" {
 				example = f
@@ -158,7 +158,7 @@ func telltaleLines(g gatewayResult, queryURL string) []string {
 			if f.Event != telemetry.EventSlow {
 				continue
 			}
-			kinds[fmt.Sprintf("%s > %sms", f.Attrs[transport.AttrSlowKind], f.Attrs[transport.AttrSlowThreshold])]++
+			kinds[fmt.Sprintf("%s > %sms", f.Attrs[vocab.AttrSlowKind], f.Attrs[vocab.AttrSlowThreshold])]++
 			if example.TraceID == "" {
 				example = f
 			}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/telltale-go/telltale/demo/internal/gateway"
 	"github.com/telltale-go/telltale/demo/internal/upstream"
-	"github.com/telltale-go/telltale/transport"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 // No goleak.VerifyTestMain: the naive gateway's leak is the point of its
@@ -124,20 +124,20 @@ func TestGuardedReportsTheLeakingLine(t *testing.T) {
 			continue
 		}
 		for _, ev := range s.Events() {
-			if ev.Name != transport.EventBodyLeaked {
+			if ev.Name != vocab.EventBodyLeaked {
 				continue
 			}
 			attrs := map[string]string{}
 			for _, kv := range ev.Attributes {
 				attrs[string(kv.Key)] = kv.Value.String()
 			}
-			if !strings.HasSuffix(attrs[transport.AttrCodeFile], "internal/gateway/guarded.go") || attrs[transport.AttrCodeLine] != strconv.Itoa(line) {
-				t.Errorf("leak at %s:%s, want guarded.go:%d", attrs[transport.AttrCodeFile], attrs[transport.AttrCodeLine], line)
+			if !strings.HasSuffix(attrs["code.file.path"], "internal/gateway/guarded.go") || attrs["code.line.number"] != strconv.Itoa(line) {
+				t.Errorf("leak at %s:%s, want guarded.go:%d", attrs["code.file.path"], attrs["code.line.number"], line)
 			}
 			return
 		}
 	}
-	t.Errorf("no %s event on a client span", transport.EventBodyLeaked)
+	t.Errorf("no %s event on a client span", vocab.EventBodyLeaked)
 }
 
 func TestNaiveLeakLeavesItsClientSpanOpen(t *testing.T) {

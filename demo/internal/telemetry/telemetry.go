@@ -16,13 +16,13 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/telltale-go/telltale/transport"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 // The telltale events the report counts.
 const (
-	EventLeaked = transport.EventBodyLeaked
-	EventSlow   = transport.EventUpstreamSlow
+	EventLeaked = vocab.EventBodyLeaked
+	EventSlow   = vocab.EventUpstreamSlow
 )
 
 // NewProvider returns a tracer provider for service that exports over

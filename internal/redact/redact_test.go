@@ -1,4 +1,4 @@
-package transport
+package redact
 
 import (
 	"net/url"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func FuzzRedactURL(f *testing.F) {
+func FuzzURL(f *testing.F) {
 	for _, s := range []string{
 		"http://u:p@h/p?a=1&b=2#f", "http://h/?=x&&y=", "http://h/?a=%zz", "https://h/p?token=abc;def=1",
 		"http://[::1]:80/?k=v", "http://h/?a==b&=&", "http://user@h/?q",
@@ -18,7 +18,7 @@ func FuzzRedactURL(f *testing.F) {
 		if err != nil {
 			return
 		}
-		out := RedactURL(u)
+		out := URL(u)
 		if strings.Contains(out, "#") {
 			t.Fatalf("fragment survives in %q", out)
 		}
@@ -40,4 +40,17 @@ func FuzzRedactURL(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestMessage(t *testing.T) {
+	for _, c := range []struct{ msg, raw, want string }{
+		{`Get "http://h/p?token=abc": EOF`, "http://h/p?token=abc", `Get "http://h/p?token=REDACTED": EOF`},
+		{`Get "http://u:pw@h/": EOF`, "http://u:pw@h/", `Get "http://REDACTED@h/": EOF`},
+		{`Get "%zz": bad`, "%zz", `Get "REDACTED": bad`},
+		{"no url here", "", "no url here"},
+	} {
+		if got := Message(c.msg, c.raw); got != c.want {
+			t.Errorf("Message(%q, %q) = %q, want %q", c.msg, c.raw, got, c.want)
+		}
+	}
 }

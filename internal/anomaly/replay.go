@@ -1,0 +1,96 @@
+package anomaly
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// A Replay marks the context given to Tracer.Start for a replayed span. The
+// SDK hands that same context to the ID generator and to the sampler.
+type Replay struct {
+	context.Context // carries the parent span context, if any
+
+	traceID trace.TraceID
+	spanID  trace.SpanID
+
+	// Set during Tracer.Start, on the caller's goroutine.
+	idsGiven bool // an ID generator gave the span the ids it asked for
+	seen     bool // a telltale sampler decided
+}
+
+type replayKey struct{}
+
+// Value makes the Replay the context that carries itself.
+func (r *Replay) Value(key any) any {
+	if key == (replayKey{}) {
+		return r
+	}
+	return r.Context.Value(key)
+}
+
+// FromContext returns the Replay marking ctx, or nil for a span that is not
+// a replay. It is called for every span started: the common answer is a
+// type assertion away.
+func FromContext(ctx context.Context) *Replay {
+	if r, ok := ctx.(*Replay); ok {
+		return r
+	}
+	if ctx == nil {
+		return nil
+	}
+	r, _ := ctx.Value(replayKey{}).(*Replay)
+	return r
+}
+
+// IDs returns the trace and span ids the replayed span must have, and
+// records that an ID generator gave them.
+func (r *Replay) IDs() (trace.TraceID, trace.SpanID) {
+	r.idsGiven = true
+	return r.traceID, r.spanID
+}
+
+// IDsGiven reports whether an ID generator gave the span its ids.
+func (r *Replay) IDsGiven() bool { return r.idsGiven }
+
+// Decided records that a telltale sampler decided whether the span is
+// exported.
+func (r *Replay) Decided() { r.seen = true }
+
+// Outcome says what became of a replay.
+type Outcome int
+
+const (
+	// Pending: nothing was exported yet.
+	Pending Outcome = iota
+	// Recorded: the span is recording and will be exported when ended.
+	Recorded
+	// Refused: a telltale sampler refused it (over its budget).
+	Refused
+	// NoSampler: no telltale sampler is installed, so the spans of
+	// unsampled requests cannot be exported.
+	NoSampler
+)
+
+// Start starts a span that replays one the head sampler dropped: the span
+// self, child of parent (invalid for a root span), named name. opts must
+// carry the span's kind and start time. The span is returned only when it
+// is recorded; the caller sets its attributes and ends it with its real end
+// time.
+func Start(tracer trace.Tracer, parent, self trace.SpanContext, name string, opts ...trace.SpanStartOption) (trace.Span, Outcome) {
+	ctx := context.Background()
+	if parent.IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, parent)
+	}
+	r := &Replay{Context: ctx, traceID: self.TraceID(), spanID: self.SpanID()}
+	_, span := tracer.Start(r, name, opts...)
+	switch {
+	case !r.seen:
+		// The provider's sampler is not telltale's. Whatever it
+		// decided, the span is not ended, so nothing is exported.
+		return nil, NoSampler
+	case !span.IsRecording():
+		return nil, Refused
+	}
+	return span, Recorded
+}

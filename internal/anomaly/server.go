@@ -1,0 +1,171 @@
+package anomaly
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/telltale-go/telltale/vocab"
+)
+
+// A Describer tells, once its request has ended, what its server span
+// would have carried: its name and parent, the attributes otelhttp
+// records, its status. It must not depend on anything that is reused after
+// the request (an echo.Context is).
+type Describer interface {
+	Describe() (name string, parent trace.SpanContext, attrs []attribute.KeyValue, status codes.Code, description string)
+}
+
+// A Server is the server span of an unsampled request, kept so that it can
+// be exported if the request turns out anomalous — at its end, or later,
+// when a body it leaked is found by the garbage collector or a goroutine it
+// started is found still running. It is the request context that carries
+// it (see [WithServer]), so it lives as long as anything of the request.
+type Server struct {
+	context.Context // the request context it is carried by
+
+	tracer trace.Tracer
+	self   trace.SpanContext
+	start  time.Time
+
+	mu        sync.Mutex
+	describer Describer
+	buf       [6]attribute.KeyValue // most requests' extra attributes, without an allocation
+	attrs     []attribute.KeyValue  // set by the middleware during the request
+	events    []event
+	anomalous bool
+	ended     bool
+	end       time.Time
+	exported  bool
+	outcome   Outcome
+}
+
+type event struct {
+	name  string
+	at    time.Time
+	attrs []attribute.KeyValue
+}
+
+type serverKey struct{}
+
+// NewServer returns a new Server, which is also the context carrying it,
+// derived from ctx: the dropped server span self, started at start, to be
+// replayed with tracer (the server instrumentation's own). The Server is
+// not ended until [Server.End].
+func NewServer(ctx context.Context, tracer trace.Tracer, self trace.SpanContext, start time.Time) *Server {
+	s := &Server{Context: ctx, tracer: tracer, self: self, start: start}
+	s.attrs = s.buf[:0]
+	return s
+}
+
+// Value makes the Server the context that carries itself.
+func (s *Server) Value(key any) any {
+	if key == (serverKey{}) {
+		return s
+	}
+	return s.Context.Value(key)
+}
+
+// ServerFrom returns the Server of the request ctx belongs to, or nil when
+// the request is sampled (or not traced by telltale).
+func ServerFrom(ctx context.Context) *Server {
+	s, _ := ctx.Value(serverKey{}).(*Server)
+	return s
+}
+
+// SpanContext returns the dropped span's context: its ids are the ones a
+// replay has.
+func (s *Server) SpanContext() trace.SpanContext { return s.self }
+
+// SetAttributes adds attributes to the span, as trace.Span.SetAttributes.
+func (s *Server) SetAttributes(attrs ...attribute.KeyValue) {
+	s.mu.Lock()
+	s.attrs = append(s.attrs, attrs...)
+	s.mu.Unlock()
+}
+
+// AddEvent adds an event that happened at at.
+func (s *Server) AddEvent(name string, at time.Time, attrs ...attribute.KeyValue) {
+	s.mu.Lock()
+	s.events = append(s.events, event{name: name, at: at, attrs: attrs})
+	s.mu.Unlock()
+}
+
+// MarkAnomalous makes the span exported when the request ends.
+func (s *Server) MarkAnomalous() {
+	s.mu.Lock()
+	s.anomalous = true
+	s.mu.Unlock()
+}
+
+// End ends the request at end; d describes its span. If the request was
+// anomalous, the span is exported now; otherwise it is kept, and exported if
+// an anomaly of the request is found later ([Server.Anomaly]).
+//
+// It returns the outcome of the export, when there was one.
+func (s *Server) End(d Describer, end time.Time) Outcome {
+	s.mu.Lock()
+	s.describer, s.ended, s.end = d, true, end
+	export := s.anomalous && !s.exported
+	s.exported = s.exported || export
+	s.mu.Unlock()
+	if !export {
+		return Pending
+	}
+	o := s.replay()
+	s.mu.Lock()
+	s.outcome = o
+	s.mu.Unlock()
+	return o
+}
+
+// Anomaly reports an anomaly of the request found by another span — a
+// client span, an orphaned goroutine — which needs the server span as its
+// parent in the trace: the server span is exported when the request ends,
+// or now if it has already ended. It returns the outcome of the server
+// span's export, as far as it is known.
+func (s *Server) Anomaly() Outcome {
+	s.mu.Lock()
+	s.anomalous = true
+	export := s.ended && !s.exported
+	s.exported = s.exported || export
+	s.mu.Unlock()
+	if export {
+		o := s.replay()
+		s.mu.Lock()
+		s.outcome = o
+		s.mu.Unlock()
+		return o
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.outcome
+}
+
+// replay exports the span; it runs once, after End.
+func (s *Server) replay() Outcome {
+	name, parent, attrs, code, desc := s.describer.Describe()
+	span, o := Start(s.tracer, parent, s.self, name,
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(s.start))
+	if span == nil {
+		return o
+	}
+	s.mu.Lock()
+	extra, events := s.attrs, s.events
+	s.mu.Unlock()
+	span.SetAttributes(attrs...)
+	span.SetAttributes(extra...)
+	span.SetAttributes(attribute.Bool(vocab.AttrReplayed, true))
+	for _, e := range events {
+		span.AddEvent(e.name, trace.WithTimestamp(e.at), trace.WithAttributes(e.attrs...))
+	}
+	if code != codes.Unset {
+		span.SetStatus(code, desc)
+	}
+	span.End(trace.WithTimestamp(s.end))
+	return o
+}

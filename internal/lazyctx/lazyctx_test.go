@@ -1,0 +1,110 @@
+package lazyctx_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/telltale-go/telltale/internal/lazyctx"
+)
+
+type key struct{}
+
+// With a deadline, the context behaves as context.WithDeadline's: not done
+// before the deadline, done at it with DeadlineExceeded, and its children
+// too.
+func TestDeadlineBehavesLikeTheStandardOne(t *testing.T) {
+	var c lazyctx.Context
+	deadline := time.Now().Add(50 * time.Millisecond)
+	c.InitDeadline(context.Background(), deadline)
+	if d, ok := c.Deadline(); !ok || !d.Equal(deadline) || c.Err() != nil {
+		t.Fatalf("before the deadline: %v %v %v", d, ok, c.Err())
+	}
+	child, cancel := context.WithCancel(&c)
+	defer cancel()
+	start := time.Now()
+	<-child.Done()
+	if took := time.Since(start); took < 30*time.Millisecond || took > time.Second {
+		t.Errorf("child done after %s, want about 50ms", took)
+	}
+	if !errors.Is(child.Err(), context.DeadlineExceeded) || !errors.Is(c.Err(), context.DeadlineExceeded) {
+		t.Errorf("errors %v, %v", child.Err(), c.Err())
+	}
+	c.End(nil)
+	if !errors.Is(c.Err(), context.DeadlineExceeded) {
+		t.Errorf("after End, Err changed to %v: it must stick", c.Err())
+	}
+}
+
+// Err tells the deadline has passed even if nobody waited on Done.
+func TestErrWithoutDone(t *testing.T) {
+	var c lazyctx.Context
+	c.InitDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+	if !errors.Is(c.Err(), context.DeadlineExceeded) {
+		t.Errorf("Err() = %v", c.Err())
+	}
+	select {
+	case <-c.Done():
+	default:
+		t.Error("Done not closed after Err said the deadline passed")
+	}
+}
+
+// End cancels the context with its cause, whether or not anybody waited on
+// it before; a child derived before End is canceled with the same cause,
+// and so is a value child asked after End.
+func TestEndCancelsWithItsCause(t *testing.T) {
+	cause := errors.New("scope ended")
+	for _, waited := range []bool{false, true} {
+		var c lazyctx.Context
+		c.Init(context.Background(), key{}, "v")
+		if c.Value(key{}) != "v" {
+			t.Fatal("Value(key) is not the value given to Init")
+		}
+		var child context.Context = context.WithValue(&c, "k", 1)
+		if waited {
+			var cancel context.CancelFunc
+			child, cancel = context.WithCancel(child)
+			defer cancel()
+		}
+		c.End(cause)
+		c.End(errors.New("ignored"))
+		if !errors.Is(child.Err(), context.Canceled) || context.Cause(child) != cause {
+			t.Errorf("waited %v: child Err %v, Cause %v", waited, child.Err(), context.Cause(child))
+		}
+	}
+}
+
+// A child context attaches to the materialized standard context: creating
+// it starts no goroutine, as it would for a parent of a type the context
+// package does not know.
+func TestChildrenStartNoGoroutine(t *testing.T) {
+	var c lazyctx.Context
+	c.InitDeadline(context.Background(), time.Now().Add(time.Hour))
+	before := runtime.NumGoroutine()
+	var cancels []context.CancelFunc
+	for range 10 {
+		_, cancel := context.WithCancel(&c)
+		cancels = append(cancels, cancel)
+	}
+	if after := runtime.NumGoroutine(); after != before {
+		t.Errorf("goroutines %d → %d for 10 children", before, after)
+	}
+	for _, cancel := range cancels {
+		cancel()
+	}
+	c.End(nil)
+}
+
+// A parent canceled before is seen by Err, as the standard context sees it.
+func TestParentCancellationIsSeen(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	var c lazyctx.Context
+	c.Init(parent, nil, nil)
+	cancel()
+	if !errors.Is(c.Err(), context.Canceled) {
+		t.Errorf("Err() = %v", c.Err())
+	}
+}

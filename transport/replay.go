@@ -1,0 +1,106 @@
+package transport
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/telltale-go/telltale/internal/anomaly"
+	"github.com/telltale-go/telltale/internal/redact"
+	"github.com/telltale-go/telltale/vocab"
+)
+
+// replayer exports the client spans of unsampled requests that went wrong
+// (see package sampling).
+type replayer struct {
+	tracer   trace.Tracer // otelhttp's: a replayed span has the scope a sampled one has
+	logger   *slog.Logger
+	warnOnce sync.Once
+}
+
+func (r *replayer) init(tp trace.TracerProvider, logger *slog.Logger) {
+	r.tracer = tp.Tracer(otelhttp.ScopeName, trace.WithInstrumentationVersion(otelhttp.Version))
+	r.logger = logger
+}
+
+// noSampler says once that the anomalies of unsampled requests are lost,
+// and how to keep them.
+func (r *replayer) noSampler() {
+	r.warnOnce.Do(func() {
+		r.logger.LogAttrs(context.Background(), slog.LevelWarn,
+			"telltale: an anomaly of a request the head sampler dropped is not exported, nor will later ones be: "+
+				"build the tracer provider with sampling.NewTracerProvider (github.com/telltale-go/telltale/sampling) to keep them")
+	})
+}
+
+// client exports the span of an unsampled call that went wrong, with the
+// ids, times, attributes and events it would have had if sampled, under
+// the server span of its request.
+func (t *Transport) replayClient(rec *record, e *ending) {
+	parent := trace.SpanContextFromContext(rec.Context)
+	if srv := anomaly.ServerFrom(rec.Context); srv != nil {
+		// The request's own span, which the server middleware exports
+		// too, rather than a span of the application's in between that
+		// nothing exports.
+		parent = srv.SpanContext()
+		srv.Anomaly()
+	}
+	span, outcome := anomaly.Start(t.replay.tracer, parent, rec.span.SpanContext(), "HTTP "+rec.req.Method,
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(rec.start))
+	if span == nil {
+		if outcome == anomaly.NoSampler {
+			t.replay.noSampler()
+		}
+		return
+	}
+	span.SetAttributes(clientAttributes(rec)...)
+	if rec.hasBudget {
+		span.SetAttributes(attribute.Float64(vocab.AttrDeadlineRemaining, ms(rec.budget)))
+	}
+	if rec.status >= http.StatusBadRequest {
+		span.SetStatus(codes.Error, "")
+	}
+	t.writeEvidence(span, rec, e)
+	span.End(trace.WithTimestamp(e.at))
+}
+
+// clientAttributes are the attributes otelhttp records on a client span,
+// and the mark of a replayed span.
+func clientAttributes(rec *record) []attribute.KeyValue {
+	req := rec.req
+	attrs := make([]attribute.KeyValue, 0, 10)
+	attrs = append(attrs, anomaly.MethodAttributes(req.Method)...)
+	if req.URL != nil {
+		attrs = append(attrs, semconv.URLFull(redact.URL(req.URL)))
+		host, port := req.URL.Hostname(), req.URL.Port()
+		attrs = append(attrs, semconv.ServerAddress(host))
+		if p, err := strconv.Atoi(port); err == nil && anomaly.NonDefaultPort(req.URL.Scheme, p) {
+			attrs = append(attrs, semconv.ServerPort(p))
+		}
+	}
+	if ua := req.UserAgent(); ua != "" {
+		attrs = append(attrs, semconv.UserAgentOriginal(ua))
+	}
+	proto := req.Proto
+	if rec.orig != nil {
+		proto = rec.orig.Proto
+	}
+	if v := anomaly.ProtocolVersion(proto); v != "" {
+		attrs = append(attrs, semconv.NetworkProtocolVersion(v))
+	}
+	if rec.status > 0 {
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(rec.status))
+		if rec.status >= http.StatusBadRequest {
+			attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(rec.status)))
+		}
+	}
+	return append(attrs, attribute.Bool(vocab.AttrReplayed, true))
+}

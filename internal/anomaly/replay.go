@@ -19,29 +19,17 @@ type Replay struct {
 	seen     bool // a telltale sampler decided
 }
 
-type replayKey struct{}
-
-// Value makes the Replay the context that carries itself.
-func (r *Replay) Value(key any) any {
-	if key == (replayKey{}) {
-		return r
-	}
-	return r.Context.Value(key)
-}
-
 // FromContext returns the Replay marking ctx, or nil for a span that is not
-// a replay. It is called for every span started: the common answer is a
-// type assertion away.
+// a replay. The SDK hands the ID generator and the sampler the very context
+// given to Tracer.Start, which for a replay is the Replay itself: a type
+// assertion, cheap enough for every span started, is all it takes.
 func FromContext(ctx context.Context) *Replay {
-	if r, ok := ctx.(*Replay); ok {
-		return r
-	}
-	if ctx == nil {
-		return nil
-	}
-	r, _ := ctx.Value(replayKey{}).(*Replay)
+	r, _ := ctx.(*Replay)
 	return r
 }
+
+// TraceID is the trace id the replayed span must have.
+func (r *Replay) TraceID() trace.TraceID { return r.traceID }
 
 // IDs returns the trace and span ids the replayed span must have, and
 // records that an ID generator gave them.

@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -20,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/telltale-go/telltale/internal/goroutines"
 	"github.com/telltale-go/telltale/transport"
 )
 
@@ -343,11 +343,12 @@ func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 	var orphans []OrphanedGoroutine
 	seen := make(map[string]bool)
 	reports := 0
-	for _, g := range parseGoroutines(buf.Bytes()) {
-		if g.labels[LabelMonitor] != m.id || m.ignored(g) {
+	ours := func(labels map[string]string) bool { return labels[LabelMonitor] == m.id }
+	for _, g := range goroutines.Parse(buf.Bytes(), ours) {
+		if m.ignored(g) {
 			continue
 		}
-		id, err := strconv.ParseUint(g.labels[LabelRequest], 10, 64)
+		id, err := strconv.ParseUint(g.Labels[LabelRequest], 10, 64)
 		if err != nil {
 			continue
 		}
@@ -374,8 +375,8 @@ func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 	return slices.Clone(orphans)
 }
 
-func (m *GoroutineMonitor) ignored(g goroutineGroup) bool {
-	for _, f := range g.frames {
+func (m *GoroutineMonitor) ignored(g goroutines.Group) bool {
+	for _, f := range g.Frames {
 		for _, p := range m.ignore {
 			if strings.HasPrefix(f.Function, p) {
 				return true
@@ -385,12 +386,12 @@ func (m *GoroutineMonitor) ignored(g goroutineGroup) bool {
 	return false
 }
 
-func (m *GoroutineMonitor) orphan(g goroutineGroup, info requestInfo, known bool) OrphanedGoroutine {
+func (m *GoroutineMonitor) orphan(g goroutines.Group, info requestInfo, known bool) OrphanedGoroutine {
 	o := OrphanedGoroutine{
-		Request: g.labels[LabelRequest],
-		Route:   g.labels[LabelRoute],
-		TraceID: g.labels[LabelTraceID],
-		Count:   g.count,
+		Request: g.Labels[LabelRequest],
+		Route:   g.Labels[LabelRoute],
+		TraceID: g.Labels[LabelTraceID],
+		Count:   g.Count,
 	}
 	if known {
 		o.RequestEnded = info.ended
@@ -399,15 +400,15 @@ func (m *GoroutineMonitor) orphan(g goroutineGroup, info requestInfo, known bool
 		}
 	}
 	var stack strings.Builder
-	for _, f := range g.frames {
+	for _, f := range g.Frames {
 		fmt.Fprintf(&stack, "%s\n\t%s:%d\n", f.Function, f.File, f.Line)
 		if o.Blocked.File == "" && !runtimeFrame(f.Function) {
-			o.Blocked = f
+			o.Blocked = transport.CallSite{Function: f.Function, File: f.File, Line: f.Line}
 		}
 	}
 	o.Stack = stack.String()
-	if n := len(g.frames); n > 0 {
-		o.Function = g.frames[n-1].Function
+	if n := len(g.Frames); n > 0 {
+		o.Function = g.Frames[n-1].Function
 	}
 	return o
 }
@@ -449,111 +450,4 @@ func (m *GoroutineMonitor) report(o OrphanedGoroutine, sc trace.SpanContext, now
 	span.SetStatus(codes.Error, fmt.Sprintf("%d goroutine(s) of %s still running after the request ended, started as %s, now at %s",
 		o.Count, o.Route, o.Function, o.Blocked))
 	span.End(trace.WithTimestamp(now))
-}
-
-// A goroutineGroup is one record of a debug=1 goroutine profile: goroutines
-// with the same stack and labels.
-type goroutineGroup struct {
-	count  int
-	labels map[string]string
-	frames []transport.CallSite
-}
-
-// parseGoroutines reads the text of pprof.Lookup("goroutine").WriteTo(w, 1):
-//
-//	2 @ 0x47d92e 0x480b25 0x4dbf3d 0x483e41
-//	# labels: {"http.route":"/x", "telltale.request":"42"}
-//	#	0x480b24	time.Sleep+0x164	/usr/local/go/src/runtime/time.go:363
-//	#	0x4dbf3c	main.main.func1+0x1c	/tmp/main.go:13
-//
-// Only labelled groups are kept: the others are none of the monitor's
-// business.
-func parseGoroutines(text []byte) []goroutineGroup {
-	var (
-		groups []goroutineGroup
-		cur    *goroutineGroup
-	)
-	sc := bufio.NewScanner(bytes.NewReader(text))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			cur = nil
-		case strings.HasPrefix(line, "# labels: "):
-			if cur != nil {
-				cur.labels = parseLabels(strings.TrimPrefix(line, "# labels: "))
-			}
-		case strings.HasPrefix(line, "#\t"):
-			if cur != nil && cur.labels != nil {
-				if f, ok := parseFrame(line[2:]); ok {
-					cur.frames = append(cur.frames, f)
-				}
-			}
-		default:
-			n, _, ok := strings.Cut(line, " @ ")
-			if !ok {
-				continue
-			}
-			count, err := strconv.Atoi(n)
-			if err != nil {
-				continue
-			}
-			groups = append(groups, goroutineGroup{count: count})
-			cur = &groups[len(groups)-1]
-		}
-	}
-	kept := groups[:0]
-	for _, g := range groups {
-		if g.labels != nil {
-			kept = append(kept, g)
-		}
-	}
-	return kept
-}
-
-// parseLabels parses {"k":"v", "k2":"v2"}, Go-quoted as runtime/pprof
-// writes them.
-func parseLabels(s string) map[string]string {
-	s = strings.TrimSpace(s)
-	if !strings.HasPrefix(s, "{") || !strings.HasSuffix(s, "}") {
-		return nil
-	}
-	s = s[1 : len(s)-1]
-	labels := make(map[string]string)
-	for s != "" {
-		kq, err := strconv.QuotedPrefix(s)
-		if err != nil {
-			return labels
-		}
-		s = strings.TrimPrefix(s[len(kq):], ":")
-		vq, err := strconv.QuotedPrefix(s)
-		if err != nil {
-			return labels
-		}
-		s = strings.TrimLeft(s[len(vq):], ", ")
-		k, _ := strconv.Unquote(kq)
-		v, _ := strconv.Unquote(vq)
-		labels[k] = v
-	}
-	return labels
-}
-
-// parseFrame parses "0x4dbf3c\tmain.main.func1+0x1c\t\t/tmp/main.go:13".
-func parseFrame(s string) (transport.CallSite, bool) {
-	fields := strings.FieldsFunc(s, func(r rune) bool { return r == '\t' })
-	if len(fields) < 3 {
-		return transport.CallSite{}, false
-	}
-	fn := fields[1]
-	if i := strings.LastIndex(fn, "+0x"); i >= 0 {
-		fn = fn[:i]
-	}
-	loc := fields[len(fields)-1]
-	i := strings.LastIndexByte(loc, ':')
-	if i < 0 {
-		return transport.CallSite{}, false
-	}
-	line, _ := strconv.Atoi(loc[i+1:])
-	return transport.CallSite{Function: fn, File: loc[:i], Line: line}, true
 }

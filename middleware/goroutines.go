@@ -116,6 +116,7 @@ type GoroutineMonitor struct {
 	ignore      []string
 	maxReports  int
 	historySize int
+	now         func() time.Time // the monitor's clock: time.Now but in tests
 
 	id     string // the value of LabelMonitor, telling our goroutines from another monitor's
 	seq    atomic.Uint64
@@ -188,6 +189,7 @@ func NewGoroutineMonitor(cfg GoroutineMonitorConfig) *GoroutineMonitor {
 		grace:       orDefault(cfg.Grace, DefaultGoroutineGrace),
 		maxReports:  cfg.MaxReports,
 		historySize: cfg.History,
+		now:         time.Now,
 		reported:    make(map[string]bool),
 		stop:        make(chan struct{}),
 		stopped:     make(chan struct{}),
@@ -270,7 +272,7 @@ func (m *GoroutineMonitor) begin(route string, span trace.SpanContext) uint64 {
 
 // end marks the request as ended, from now.
 func (m *GoroutineMonitor) end(id uint64) {
-	now := time.Now()
+	now := m.now()
 	s := &m.shards[id%monitorShards]
 	limit := max(m.historySize/monitorShards, 1)
 	s.mu.Lock()
@@ -330,7 +332,7 @@ func (m *GoroutineMonitor) LastCheck() time.Time {
 func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := time.Now()
+	now := m.now()
 	if !m.lastCheck.IsZero() && now.Sub(m.lastCheck) < m.interval {
 		return slices.Clone(m.orphans)
 	}

@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"runtime"
@@ -19,6 +20,40 @@ import (
 	"github.com/telltale-go/telltale/transport"
 )
 
+// fakeClock is a monitor's clock that moves only when the test moves it:
+// the goroutines a test leaves are real, only the monitor's idea of how long
+// ago their request ended is not.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// newFakeClock gives mon a fake clock and returns it.
+func newFakeClock(mon *ttmw.GoroutineMonitor) *fakeClock {
+	c := &fakeClock{now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+	ttmw.SetMonitorClock(mon, c.Now)
+	return c
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// running reports whether a goroutine is running fn, a function name as
+// stack traces write it.
+func running(fn string) bool {
+	buf := make([]byte, 1<<20)
+	return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte(fn+"("))
+}
+
 // The incident's step 4, caught: a handler starts goroutines that outlive
 // the request. The monitor finds the one still blocked after the grace
 // period, names its request, route and line, and reports it once as a span
@@ -28,10 +63,12 @@ func TestLeakedGoroutineIsReported(t *testing.T) {
 	v := newEnv(t)
 	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{
 		TracerProvider:  v.tp,
-		Interval:        time.Millisecond,
-		Grace:           30 * time.Millisecond,
+		Interval:        time.Second,
+		Grace:           time.Second,
 		IgnoreFunctions: []string{"github.com/telltale-go/telltale/middleware_test.backgroundAudit"},
 	})
+	clock := newFakeClock(mon)
+	ended := clock.Now()
 	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
 	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
 
@@ -42,8 +79,8 @@ func TestLeakedGoroutineIsReported(t *testing.T) {
 		route, _ := pprof.Label(c.Request().Context(), ttmw.LabelRoute)
 		traceID, _ := pprof.Label(c.Request().Context(), ttmw.LabelTraceID)
 		labels.Store(route + " " + traceID)
-		go func() { time.Sleep(time.Millisecond) }() // finishes in time
-		go backgroundAudit(release)                  // meant to outlive the request
+		go quickTask()              // finishes within Grace
+		go backgroundAudit(release) // meant to outlive the request
 		_, _, stuckLine, _ = runtime.Caller(0)
 		go func() { <-release }() // the orphan: stuckLine+1
 		return c.NoContent(http.StatusOK)
@@ -59,7 +96,8 @@ func TestLeakedGoroutineIsReported(t *testing.T) {
 	if orphans := mon.Check(); len(orphans) != 0 {
 		t.Errorf("orphans reported within the grace period: %+v", orphans)
 	}
-	time.Sleep(60 * time.Millisecond)
+	eventually(t, "quickTask to return", func() bool { return !running("middleware_test.quickTask") })
+	clock.Advance(2 * time.Second)
 	orphans := mon.Check()
 	if len(orphans) != 1 {
 		t.Fatalf("%d orphans, want 1: %+v", len(orphans), orphans)
@@ -71,8 +109,8 @@ func TestLeakedGoroutineIsReported(t *testing.T) {
 	if !strings.Contains(o.Function, "TestLeakedGoroutineIsReported") || o.Blocked.Line != stuckLine+1 {
 		t.Errorf("orphan started as %s, blocked at %s; want the handler's goroutine at line %d", o.Function, o.Blocked, stuckLine+1)
 	}
-	if o.RequestEnded.IsZero() || time.Since(o.RequestEnded) < 30*time.Millisecond {
-		t.Errorf("request ended %v", o.RequestEnded)
+	if !o.RequestEnded.Equal(ended) {
+		t.Errorf("request ended %v, want %v", o.RequestEnded, ended)
 	}
 
 	span := v.waitSpan(t, func(s sdktrace.ReadOnlySpan) bool { return s.Name() == "goroutine.orphaned" }, "orphan span")
@@ -88,12 +126,15 @@ func TestLeakedGoroutineIsReported(t *testing.T) {
 	if got := mustAttr(t, span, transport.AttrCodeLine).AsInt64(); got != int64(stuckLine+1) {
 		t.Errorf("code.line.number = %d, want %d", got, stuckLine+1)
 	}
+	if got := mustAttr(t, span, ttmw.AttrGoroutineEndedAgo).AsFloat64(); got != 2000 {
+		t.Errorf("%s = %v, want 2000", ttmw.AttrGoroutineEndedAgo, got)
+	}
 	if span.Status().Code != codes.Error {
 		t.Errorf("status %v", span.Status())
 	}
 
 	// Reported once, however often it is seen.
-	time.Sleep(2 * time.Millisecond)
+	clock.Advance(time.Second)
 	if n := len(mon.Check()); n != 1 {
 		t.Errorf("second check: %d orphans", n)
 	}
@@ -111,6 +152,9 @@ func TestLeakedGoroutineIsReported(t *testing.T) {
 // backgroundAudit stands for work meant to outlive its request.
 func backgroundAudit(release chan struct{}) { <-release }
 
+// quickTask stands for work that ends soon after its request.
+func quickTask() {}
+
 // Start and Stop run and stop the periodic check; the package's goleak check
 // proves the goroutine is gone.
 func TestGoroutineMonitorStartStop(t *testing.T) {
@@ -127,7 +171,8 @@ func TestGoroutineMonitorStartStop(t *testing.T) {
 // forgotten request is still reported, without its end time.
 func TestGoroutineMonitorForgetsOldRequests(t *testing.T) {
 	v := newEnv(t)
-	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{Interval: time.Millisecond, Grace: time.Millisecond, History: 32})
+	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{Grace: time.Second, History: 32})
+	clock := newFakeClock(mon)
 	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
 	release := make(chan struct{})
 	defer close(release)
@@ -142,7 +187,7 @@ func TestGoroutineMonitorForgetsOldRequests(t *testing.T) {
 	for range 100 {
 		v.do(t, http.MethodGet, "/ok", nil)
 	}
-	time.Sleep(5 * time.Millisecond)
+	clock.Advance(2 * time.Second)
 	orphans := mon.Check()
 	if len(orphans) != 1 || orphans[0].Route != "/orphan" || !orphans[0].RequestEnded.IsZero() || orphans[0].TraceID != "" {
 		t.Fatalf("orphans %+v, want the /orphan goroutine, end time forgotten, untraced", orphans)
@@ -155,7 +200,8 @@ func TestGoroutineMonitorForgetsOldRequests(t *testing.T) {
 // elsewhere does not report it again.
 func TestMovingOrphanReportedOnce(t *testing.T) {
 	v := newEnv(t)
-	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Interval: time.Millisecond, Grace: time.Millisecond})
+	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Interval: time.Second, Grace: time.Second})
+	clock := newFakeClock(mon)
 	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
 	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
 	step := make(chan struct{})
@@ -182,11 +228,12 @@ func TestMovingOrphanReportedOnce(t *testing.T) {
 	})
 	v.start(t)
 	v.do(t, http.MethodGet, "/mover", nil)
+	clock.Advance(time.Second) // past Grace
 
 	at := func(line int) {
 		t.Helper()
 		eventually(t, "the orphan at its next line", func() bool {
-			time.Sleep(2 * time.Millisecond)
+			clock.Advance(time.Second) // past Interval: check again
 			o := mon.Check()
 			return len(o) == 1 && o[0].Blocked.Line == line
 		})
@@ -210,26 +257,32 @@ func TestMovingOrphanReportedOnce(t *testing.T) {
 
 // A request the bounded history has forgotten still gets its Grace: a
 // goroutine of it is not reported while the latest end time of the
-// forgotten requests is less than Grace ago.
+// forgotten requests is less than Grace ago, and is reported, without an
+// end time, once it is more.
 func TestForgottenRequestStillGetsGrace(t *testing.T) {
 	v := newEnv(t)
-	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Interval: time.Millisecond, Grace: 5 * time.Second, History: 32})
+	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Interval: time.Second, Grace: 5 * time.Second, History: 32})
+	clock := newFakeClock(mon)
 	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
 	release := make(chan struct{})
 	defer close(release)
 	v.e.GET("/cleanup", func(c echo.Context) error {
-		go func() { <-release }() // finishes well within Grace
+		go func() { <-release }()
 		return c.NoContent(http.StatusOK)
 	})
 	v.e.GET("/ok", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
 	v.start(t)
 	v.do(t, http.MethodGet, "/cleanup", nil)
-	for range 64 {
+	for range 64 { // every shard forgets the oldest of its requests
 		v.do(t, http.MethodGet, "/ok", nil)
 	}
-	time.Sleep(2 * time.Millisecond)
+	clock.Advance(4 * time.Second)
 	if o := mon.Check(); len(o) != 0 {
 		t.Errorf("%d goroutine(s) reported within Grace of their request's end: %+v", len(o), o)
+	}
+	clock.Advance(2 * time.Second)
+	if o := mon.Check(); len(o) != 1 || o[0].Route != "/cleanup" || !o[0].RequestEnded.IsZero() {
+		t.Errorf("past Grace: orphans %+v, want the /cleanup goroutine without its end time", o)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -48,7 +49,10 @@ const (
 
 // ignoredGoroutines are goroutines that a request starts legitimately and
 // that outlive it by design: net/http's pooled client connections and the
-// server's read-ahead of the next request.
+// server's read-ahead of the next request. Most of the time they run no
+// application code, and so are no orphans anyway; they are listed for the
+// times they do: reading from a net.Conn the application wraps, in its dial
+// function, or reading its request body.
 var ignoredGoroutines = [...]string{
 	"net/http.(*persistConn).readLoop",
 	"net/http.(*persistConn).writeLoop",
@@ -76,10 +80,19 @@ type GoroutineMonitorConfig struct {
 	// it is reported. Zero means [DefaultGoroutineGrace].
 	Grace time.Duration
 
+	// AppPackages are package paths ("example.com/shared") whose functions
+	// count as the application's own code, besides those of the main
+	// module and package main: the other modules of a service split over
+	// several. A path covers the packages under it. Only a goroutine that
+	// runs application code can be an orphan; see [GoroutineMonitor].
+	AppPackages []string
+
 	// IgnoreFunctions are function-name prefixes ("example.com/app/audit.")
 	// of goroutines that are meant to outlive their request: a goroutine
-	// with such a frame anywhere in its stack is never reported. net/http's
-	// connection goroutines are always ignored.
+	// with such a frame anywhere in its stack is never reported. Use it for
+	// the application's own workers that a request may start, such as a
+	// cache refresher started by a sync.Once. net/http's connection
+	// goroutines are always ignored.
 	IgnoreFunctions []string
 
 	// MaxReports caps the spans one check reports. Zero means
@@ -102,6 +115,25 @@ type GoroutineMonitorConfig struct {
 // the handler's goroutine with runtime/pprof labels naming the request; the
 // goroutines it starts inherit them. A check reads the goroutine profile and
 // looks for labelled goroutines whose request ended more than Grace ago.
+//
+// Such a goroutine is an orphan only if its stack holds at least one frame
+// of the application's own code: a function of the main module (the module
+// path in [runtime/debug.ReadBuildInfo]; in a test binary, the module under
+// test), of package main, or of a package under one of AppPackages. A
+// request also starts goroutines of libraries that are meant to outlive it
+// and inherit its labels all the same: database/sql's connection cleaner,
+// started when the first query returns a connection to a pool with a
+// maximum lifetime; the queue of an OpenTelemetry batch span processor
+// created in a handler; any pool or client that starts its worker lazily.
+// They run no application code and are not reported. Two consequences
+// follow. A goroutine started directly on a library function, as go
+// http.Get(u), is not reported either: nothing of the application is in
+// its stack. And the application's own worker started lazily by a request
+// is reported, unless IgnoreFunctions names it. In a binary without build
+// information, only package main and AppPackages are the application's.
+// The runtime keeps the innermost 128 frames of a stack in the profile; an
+// application frame below those does not count.
+//
 // Checks run at most once per Interval, whoever asks: [GoroutineMonitor.Start]
 // runs them periodically, [GoroutineMonitor.Check] on demand, [Inspector] when
 // its page is viewed. Per request the monitor costs a map insert and delete
@@ -114,6 +146,7 @@ type GoroutineMonitor struct {
 	interval    time.Duration
 	grace       time.Duration
 	ignore      []string
+	app         []string // package paths of the application's code
 	maxReports  int
 	historySize int
 	now         func() time.Time // the monitor's clock: time.Now but in tests
@@ -167,7 +200,8 @@ type OrphanedGoroutine struct {
 	Count int `json:"count"`
 	// Function is the goroutine's own function: the bottom of its stack.
 	Function string `json:"function"`
-	// Blocked is where the goroutine is now: the top application frame.
+	// Blocked is where the goroutine is now: its innermost frame of
+	// application code.
 	Blocked transport.CallSite `json:"blocked_at"`
 	// Stack is the goroutine's stack, one "function\n\tfile:line" per frame.
 	Stack string `json:"stack"`
@@ -199,6 +233,15 @@ func NewGoroutineMonitor(cfg GoroutineMonitorConfig) *GoroutineMonitor {
 	}
 	if m.historySize <= 0 {
 		m.historySize = DefaultEndedRequestHistory
+	}
+	m.app = []string{"main"}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path != "" {
+		m.app = append(m.app, bi.Main.Path)
+	}
+	for _, p := range cfg.AppPackages {
+		if p = strings.TrimRight(strings.TrimSpace(p), "/."); p != "" {
+			m.app = append(m.app, p)
+		}
 	}
 	m.ignore = append(m.ignore, ignoredGoroutines[:]...)
 	for _, p := range cfg.IgnoreFunctions {
@@ -347,7 +390,7 @@ func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 	reports := 0
 	ours := func(labels map[string]string) bool { return labels[LabelMonitor] == m.id }
 	for _, g := range goroutines.Parse(buf.Bytes(), ours) {
-		if m.ignored(g) {
+		if !m.runsApp(g) || m.ignored(g) {
 			continue
 		}
 		id, err := strconv.ParseUint(g.Labels[LabelRequest], 10, 64)
@@ -377,6 +420,28 @@ func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 	return slices.Clone(orphans)
 }
 
+// runsApp reports whether the group's stack holds a frame of the
+// application's code: only then can it be an orphan.
+func (m *GoroutineMonitor) runsApp(g goroutines.Group) bool {
+	for _, f := range g.Frames {
+		if m.isApp(f.Function) {
+			return true
+		}
+	}
+	return false
+}
+
+// isApp reports whether fn, a package-path-qualified function name, is of
+// one of the application's packages or the packages under them.
+func (m *GoroutineMonitor) isApp(fn string) bool {
+	for _, p := range m.app {
+		if strings.HasPrefix(fn, p) && len(fn) > len(p) && (fn[len(p)] == '.' || fn[len(p)] == '/') {
+			return true
+		}
+	}
+	return false
+}
+
 func (m *GoroutineMonitor) ignored(g goroutines.Group) bool {
 	for _, f := range g.Frames {
 		for _, p := range m.ignore {
@@ -404,7 +469,7 @@ func (m *GoroutineMonitor) orphan(g goroutines.Group, info requestInfo, known bo
 	var stack strings.Builder
 	for _, f := range g.Frames {
 		fmt.Fprintf(&stack, "%s\n\t%s:%d\n", f.Function, f.File, f.Line)
-		if o.Blocked.File == "" && !runtimeFrame(f.Function) {
+		if o.Blocked.File == "" && m.isApp(f.Function) {
 			o.Blocked = transport.CallSite{Function: f.Function, File: f.File, Line: f.Line}
 		}
 	}
@@ -413,17 +478,6 @@ func (m *GoroutineMonitor) orphan(g goroutines.Group, info requestInfo, known bo
 		o.Function = g.Frames[n-1].Function
 	}
 	return o
-}
-
-// runtimeFrame tells the frames where every blocked goroutine sits from the
-// code that put it there.
-func runtimeFrame(fn string) bool {
-	for _, p := range [...]string{"runtime.", "time.Sleep", "sync.", "internal/", "syscall."} {
-		if strings.HasPrefix(fn, p) {
-			return true
-		}
-	}
-	return false
 }
 
 func (m *GoroutineMonitor) report(o OrphanedGoroutine, sc trace.SpanContext, now time.Time) {

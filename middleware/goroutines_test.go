@@ -3,6 +3,11 @@ package middleware_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"runtime"
 	"runtime/pprof"
@@ -15,7 +20,9 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/telltale-go/telltale/internal/goroutines"
 	ttmw "github.com/telltale-go/telltale/middleware"
 	"github.com/telltale-go/telltale/transport"
 )
@@ -283,6 +290,206 @@ func TestForgottenRequestStillGetsGrace(t *testing.T) {
 	clock.Advance(2 * time.Second)
 	if o := mon.Check(); len(o) != 1 || o[0].Route != "/cleanup" || !o[0].RequestEnded.IsZero() {
 		t.Errorf("past Grace: orphans %+v, want the /cleanup goroutine without its end time", o)
+	}
+}
+
+// nopConnector is a database/sql driver whose connections accept every
+// statement and do nothing: database/sql's pool, the code under test, is
+// real.
+type nopConnector struct{}
+
+func (nopConnector) Connect(context.Context) (driver.Conn, error) { return nopConn{}, nil }
+func (c nopConnector) Driver() driver.Driver                      { return nopDriver{} }
+
+type nopDriver struct{}
+
+func (nopDriver) Open(string) (driver.Conn, error) { return nopConn{}, nil }
+
+type nopConn struct{}
+
+func (nopConn) Prepare(string) (driver.Stmt, error) {
+	return nil, errors.New("nop driver: no prepared statements")
+}
+func (nopConn) Close() error              { return nil }
+func (nopConn) Begin() (driver.Tx, error) { return nil, errors.New("nop driver: no transactions") }
+func (nopConn) ExecContext(context.Context, string, []driver.NamedValue) (driver.Result, error) {
+	return driver.RowsAffected(1), nil
+}
+
+// labelledRunning reports whether a goroutine carrying a request's labels
+// has fn in its stack.
+func labelledRunning(t *testing.T, fn string) bool {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {
+		t.Fatal(err)
+	}
+	requests := func(labels map[string]string) bool { return labels[ttmw.LabelRequest] != "" }
+	for _, g := range goroutines.Parse(buf.Bytes(), requests) {
+		for _, f := range g.Frames {
+			if f.Function == fn {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// onlyOrphan checks that orphans is the one goroutine of the test's own
+// code that a handler left blocked.
+func onlyOrphan(t *testing.T, orphans []ttmw.OrphanedGoroutine) {
+	t.Helper()
+	if len(orphans) != 1 || !strings.Contains(orphans[0].Function, t.Name()) {
+		var fns []string
+		for _, o := range orphans {
+			fns = append(fns, o.Function)
+		}
+		t.Errorf("orphans started as %q, want the handler's goroutine of %s alone", fns, t.Name())
+	}
+}
+
+// A library's long-lived worker that a request happens to start inherits
+// the request's labels but runs none of the application's code: it is not
+// an orphan. Here database/sql opens its pool in the first request, and its
+// connection cleaner starts when that request's query puts a connection
+// back into a pool with a maximum lifetime. A goroutine of the handler's
+// own code, still blocked after the request, is reported by the same check.
+func TestLazyDatabaseWorkersAreNotOrphans(t *testing.T) {
+	v := newEnv(t)
+	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Grace: time.Second})
+	clock := newFakeClock(mon)
+	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
+	release := make(chan struct{})
+	defer close(release)
+	var (
+		open sync.Once
+		db   *sql.DB
+	)
+	t.Cleanup(func() {
+		if db != nil {
+			_ = db.Close() // stops the cleaner and the opener
+		}
+	})
+	v.e.GET("/users/:id", func(c echo.Context) error {
+		open.Do(func() {
+			db = sql.OpenDB(nopConnector{})
+			db.SetConnMaxLifetime(time.Hour)
+		})
+		if _, err := db.ExecContext(c.Request().Context(), "UPDATE users SET seen = now() WHERE id = ?", c.Param("id")); err != nil {
+			return err
+		}
+		go func() { <-release }() // the orphan
+		return c.NoContent(http.StatusOK)
+	})
+	v.start(t)
+	if code, body := v.do(t, http.MethodGet, "/users/1", nil); code != http.StatusOK {
+		t.Fatalf("status %d: %s", code, body)
+	}
+
+	eventually(t, "database/sql's labelled connection cleaner", func() bool {
+		return labelledRunning(t, "database/sql.(*DB).connectionCleaner")
+	})
+	clock.Advance(2 * time.Second)
+	onlyOrphan(t, mon.Check())
+}
+
+// An OpenTelemetry batch span processor created in a request runs its
+// queue on a goroutine that inherits the request's labels and outlives it
+// by design; it is not an orphan, while a goroutine of the handler's own
+// code left blocked is.
+func TestLazyBatchSpanProcessorIsNotAnOrphan(t *testing.T) {
+	v := newEnv(t)
+	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Grace: time.Second})
+	clock := newFakeClock(mon)
+	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
+	release := make(chan struct{})
+	defer close(release)
+	var (
+		create sync.Once
+		bsp    sdktrace.SpanProcessor
+	)
+	t.Cleanup(func() {
+		if bsp != nil {
+			_ = bsp.Shutdown(context.Background())
+		}
+	})
+	v.e.GET("/audit", func(c echo.Context) error {
+		create.Do(func() { bsp = sdktrace.NewBatchSpanProcessor(tracetest.NewInMemoryExporter()) })
+		go func() { <-release }() // the orphan
+		return c.NoContent(http.StatusOK)
+	})
+	v.start(t)
+	v.do(t, http.MethodGet, "/audit", nil)
+
+	eventually(t, "the batch span processor's labelled queue goroutine", func() bool {
+		return labelledRunning(t, "go.opentelemetry.io/otel/sdk/trace.(*batchSpanProcessor).processQueue")
+	})
+	clock.Advance(2 * time.Second)
+	onlyOrphan(t, mon.Check())
+}
+
+// The application's code is package main, the main module (in a test
+// binary, the module under test) and AppPackages, each with the packages
+// under it: a path is a prefix of a function name only when followed by
+// '.' or '/'.
+func TestApplicationCode(t *testing.T) {
+	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{AppPackages: []string{" example.com/shared/ ", ""}})
+	for fn, want := range map[string]bool{
+		"main.main":                   true,
+		"main.(*server).handle.func1": true,
+		"github.com/telltale-go/telltale/middleware_test.F": true,
+		"github.com/telltale-go/telltale.F":                 true,
+		"example.com/shared.(*Cache).refresh":               true,
+		"example.com/shared/db.Query":                       true,
+		"github.com/telltale-go/telltale-extra.F":           false,
+		"example.com/sharedlib.F":                           false,
+		"maintenance.F":                                     false,
+		"database/sql.(*DB).connectionCleaner":              false,
+		"net/http.(*persistConn).readLoop":                  false,
+		"":                                                  false,
+	} {
+		if got := ttmw.IsAppFunction(mon, fn); got != want {
+			t.Errorf("%q is application code: %v, want %v", fn, got, want)
+		}
+	}
+}
+
+// A goroutine started directly on a library function runs none of the
+// application's code and is not an orphan; once that library's package is
+// listed in AppPackages, its functions are the application's, and the same
+// goroutine is one, blocked at its innermost frame of that package.
+func TestAppPackagesAreApplicationCode(t *testing.T) {
+	for _, tc := range []struct {
+		appPackages []string
+		wantBlocked string // the orphan's innermost application frame; "" for no orphan
+	}{
+		{nil, ""},
+		{[]string{"io/"}, "io.(*pipe).read"},
+	} {
+		t.Run(fmt.Sprintf("AppPackages=%q", tc.appPackages), func(t *testing.T) {
+			v := newEnv(t)
+			mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Grace: time.Second, AppPackages: tc.appPackages})
+			clock := newFakeClock(mon)
+			v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			v.e.GET("/copy", func(c echo.Context) error {
+				go io.Copy(io.Discard, pr) // blocked until the test ends
+				return c.NoContent(http.StatusOK)
+			})
+			v.start(t)
+			v.do(t, http.MethodGet, "/copy", nil)
+			eventually(t, "the labelled io.Copy", func() bool { return labelledRunning(t, "io.Copy") })
+			clock.Advance(2 * time.Second)
+
+			orphans := mon.Check()
+			switch {
+			case tc.wantBlocked == "" && len(orphans) != 0:
+				t.Errorf("orphans %+v, want none", orphans)
+			case tc.wantBlocked != "" && (len(orphans) != 1 || orphans[0].Blocked.Function != tc.wantBlocked || orphans[0].Function != "io.Copy"):
+				t.Errorf("orphans %+v, want io.Copy blocked in %s", orphans, tc.wantBlocked)
+			}
+		})
 	}
 }
 

@@ -28,10 +28,9 @@ import (
 const (
 	// DefaultGoroutineCheckInterval is the least time between two goroutine
 	// checks. A check takes a goroutine profile, which briefly stops the
-	// world, then parses the labelled goroutines: about 27 ms and 11 MB of
-	// garbage for 10,000 goroutines of which 1,000 serve requests in flight
-	// (BenchmarkGoroutineMonitorCheck, 2-core VM). At 10 s, such a process
-	// spends about 0.3% of one CPU on it.
+	// world, then parses the labelled goroutines; its cost grows with the
+	// number of goroutines in the process (the README gives figures), so
+	// the interval bounds the share of a CPU the monitor takes.
 	DefaultGoroutineCheckInterval = 10 * time.Second
 
 	// DefaultGoroutineGrace is how long a goroutine may outlive its request
@@ -71,9 +70,9 @@ type GoroutineMonitorConfig struct {
 	// The global provider is used when nil.
 	TracerProvider trace.TracerProvider
 
-	// Interval is the least time between two checks (see
-	// [DefaultGoroutineCheckInterval] for the cost of one), and the period
-	// of the checks [GoroutineMonitor.Start] runs. Zero means the default.
+	// Interval is the least time between two checks, and the period of the
+	// checks [GoroutineMonitor.Start] runs. Zero means
+	// [DefaultGoroutineCheckInterval].
 	Interval time.Duration
 
 	// Grace is how long a goroutine may run after its request ended before

@@ -54,13 +54,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// running reports whether a goroutine is running fn, a function name as
-// stack traces write it.
-func running(fn string) bool {
-	buf := make([]byte, 1<<20)
-	return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte(fn+"("))
-}
-
 // The incident's step 4, caught: a handler starts goroutines that outlive
 // the request. The monitor finds the one still blocked after the grace
 // period, names its request, route and line, and reports it once as a span
@@ -103,7 +96,9 @@ func TestLeakedGoroutineIsReported(t *testing.T) {
 	if orphans := mon.Check(); len(orphans) != 0 {
 		t.Errorf("orphans reported within the grace period: %+v", orphans)
 	}
-	eventually(t, "quickTask to return", func() bool { return !running("middleware_test.quickTask") })
+	eventually(t, "quickTask to return", func() bool {
+		return !labelledRunning(t, "github.com/telltale-go/telltale/middleware_test.quickTask")
+	})
 	clock.Advance(2 * time.Second)
 	orphans := mon.Check()
 	if len(orphans) != 1 {

@@ -3,7 +3,6 @@ package middleware_test
 import (
 	"context"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -96,49 +95,5 @@ func BenchmarkServer(b *testing.B) {
 				b.Fatalf("status %d", w.status)
 			}
 		})
-	}
-}
-
-// BenchmarkGoroutineMonitorCheck measures one goroutine check — a goroutine
-// profile with labels, parsed — with 10 000 other goroutines parked, a
-// thousand of them labelled as a request's (the check's cost grows with the
-// number of goroutines, not with the orphans found).
-//
-//	go test -run '^$' -bench GoroutineMonitorCheck -benchmem ./middleware
-func BenchmarkGoroutineMonitorCheck(b *testing.B) {
-	const parked, labelled = 10_000, 1_000
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(discardProcessor{}))
-	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: tp, Interval: time.Nanosecond})
-
-	release := make(chan struct{})
-	var wg sync.WaitGroup
-	for range parked - labelled {
-		wg.Go(func() { <-release })
-	}
-	// Labelled goroutines, as the Leaks middleware leaves on a request that
-	// is still running.
-	e := echo.New()
-	e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
-	started := make(chan struct{}, labelled)
-	e.GET("/work", func(c echo.Context) error {
-		started <- struct{}{}
-		<-release
-		return nil
-	})
-	for range labelled {
-		wg.Go(func() {
-			req, _ := http.NewRequest(http.MethodGet, "http://api.example/work", nil)
-			e.ServeHTTP(&discardWriter{h: make(http.Header)}, req)
-		})
-	}
-	for range labelled {
-		<-started
-	}
-	b.Cleanup(func() { close(release); wg.Wait() })
-
-	b.ReportAllocs()
-	for b.Loop() {
-		mon.Check()
 	}
 }

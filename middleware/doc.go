@@ -27,8 +27,9 @@
 //     [transport.EventBodyLeaked] event per body, naming the handler's own
 //     file and line) and repaired. It labels the handler's goroutine with
 //     runtime/pprof labels, which the goroutines it starts inherit, so that a
-//     [GoroutineMonitor] can find goroutines still running after their
-//     request ended and report each as a span linked to that request.
+//     [GoroutineMonitor] can find goroutines of the application's code still
+//     running after their request ended and report each as a span linked to
+//     that request.
 //   - [Inspector] is a read-only handler, to mount like net/http/pprof, that
 //     shows open bodies, leak counts, recent leaks and orphaned goroutines as
 //     JSON or as a small HTML page.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -162,92 +161,6 @@ func TestHeaderCannotLengthenTimeoutFuncDeadline(t *testing.T) {
 	})
 	if got, _ := probe("1000"); got > 50*time.Millisecond {
 		t.Errorf("header 1000 with TimeoutFunc 50ms and no MaxTimeout: budget %s, want <= 50ms", got)
-	}
-}
-
-// An orphan that moves between two blocking points (the incident's
-// goroutine that keeps calling upstreams between sleeps) is reported again
-// every time it comes back to a stack already reported: the reported set
-// forgets a stack as soon as one check does not see it.
-func TestMovingOrphanReportedOnce(t *testing.T) {
-	v := newEnv(t)
-	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Interval: time.Millisecond, Grace: time.Millisecond})
-	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
-	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
-	step := make(chan struct{})
-	done := make(chan struct{})
-	defer close(done)
-	var lineA int
-	v.e.GET("/mover", func(c echo.Context) error {
-		_, _, lineA, _ = runtime.Caller(0)
-		go func() {
-			for {
-				select { // lineA+3
-				case <-step:
-				case <-done:
-					return
-				}
-				select { // lineA+8
-				case <-step:
-				case <-done:
-					return
-				}
-			}
-		}()
-		return c.NoContent(http.StatusOK)
-	})
-	v.start(t)
-	v.do(t, http.MethodGet, "/mover", nil)
-
-	at := func(line int) {
-		t.Helper()
-		waitFor(t, "the orphan at its next line", func() bool {
-			time.Sleep(2 * time.Millisecond)
-			o := mon.Check()
-			return len(o) == 1 && o[0].Blocked.Line == line
-		})
-	}
-	a, b := lineA+3, lineA+8
-	at(a)
-	step <- struct{}{}
-	at(b)
-	step <- struct{}{}
-	at(a)
-	var reportsAtA int
-	for _, s := range v.rec.Ended() {
-		if s.Name() == vocab.SpanGoroutineOrphaned && mustAttr(t, s, "code.line.number").AsInt64() == int64(a) {
-			reportsAtA++
-		}
-	}
-	if reportsAtA != 1 {
-		t.Errorf("the same orphan, same stack, reported %d times, want once", reportsAtA)
-	}
-}
-
-// A request forgotten by the bounded history is treated as ended long ago:
-// its goroutine is reported at once, inside its Grace, while it is still
-// doing its deferred clean-up. Under load (History/ended-requests per second
-// shorter than Grace) every short clean-up goroutine becomes a false
-// positive.
-func TestForgottenRequestStillGetsGrace(t *testing.T) {
-	v := newEnv(t)
-	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Interval: time.Millisecond, Grace: 5 * time.Second, History: 32})
-	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
-	release := make(chan struct{})
-	defer close(release)
-	v.e.GET("/cleanup", func(c echo.Context) error {
-		go func() { <-release }() // finishes well within Grace
-		return c.NoContent(http.StatusOK)
-	})
-	v.e.GET("/ok", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
-	v.start(t)
-	v.do(t, http.MethodGet, "/cleanup", nil)
-	for range 64 {
-		v.do(t, http.MethodGet, "/ok", nil)
-	}
-	time.Sleep(2 * time.Millisecond)
-	if o := mon.Check(); len(o) != 0 {
-		t.Errorf("%d goroutine(s) reported within Grace of their request's end: %+v", len(o), o)
 	}
 }
 

@@ -1,12 +1,12 @@
 package middleware
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -21,6 +21,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/telltale-go/telltale/internal/goroutines"
 	"github.com/telltale-go/telltale/internal/version"
 	"github.com/telltale-go/telltale/transport"
 	"github.com/telltale-go/telltale/vocab"
@@ -30,10 +31,9 @@ import (
 const (
 	// DefaultGoroutineCheckInterval is the least time between two goroutine
 	// checks. A check takes a goroutine profile, which briefly stops the
-	// world, then parses the labelled goroutines: about 27 ms and 11 MB of
-	// garbage for 10,000 goroutines of which 1,000 serve requests in flight
-	// (BenchmarkGoroutineMonitorCheck, 2-core VM). At 10 s, such a process
-	// spends about 0.3% of one CPU on it.
+	// world, then parses the labelled goroutines; its cost grows with the
+	// number of goroutines in the process (the README gives figures), so
+	// the interval bounds the share of a CPU the monitor takes.
 	DefaultGoroutineCheckInterval = 10 * time.Second
 
 	// DefaultGoroutineGrace is how long a goroutine may outlive its request
@@ -51,7 +51,10 @@ const (
 
 // ignoredGoroutines are goroutines that a request starts legitimately and
 // that outlive it by design: net/http's pooled client connections and the
-// server's read-ahead of the next request.
+// server's read-ahead of the next request. Most of the time they run no
+// application code, and so are no orphans anyway; they are listed for the
+// times they do: reading from a net.Conn the application wraps, in its dial
+// function, or reading its request body.
 var ignoredGoroutines = [...]string{
 	"net/http.(*persistConn).readLoop",
 	"net/http.(*persistConn).writeLoop",
@@ -70,19 +73,28 @@ type GoroutineMonitorConfig struct {
 	// The global provider is used when nil.
 	TracerProvider trace.TracerProvider
 
-	// Interval is the least time between two checks (see
-	// [DefaultGoroutineCheckInterval] for the cost of one), and the period
-	// of the checks [GoroutineMonitor.Start] runs. Zero means the default.
+	// Interval is the least time between two checks, and the period of the
+	// checks [GoroutineMonitor.Start] runs. Zero means
+	// [DefaultGoroutineCheckInterval].
 	Interval time.Duration
 
 	// Grace is how long a goroutine may run after its request ended before
 	// it is reported. Zero means [DefaultGoroutineGrace].
 	Grace time.Duration
 
+	// AppPackages are package paths ("example.com/shared") whose functions
+	// count as the application's own code, besides those of the main
+	// module and package main: the other modules of a service split over
+	// several. A path covers the packages under it. Only a goroutine that
+	// runs application code can be an orphan; see [GoroutineMonitor].
+	AppPackages []string
+
 	// IgnoreFunctions are function-name prefixes ("example.com/app/audit.")
 	// of goroutines that are meant to outlive their request: a goroutine
-	// with such a frame anywhere in its stack is never reported. net/http's
-	// connection goroutines are always ignored.
+	// with such a frame anywhere in its stack is never reported. Use it for
+	// the application's own workers that a request may start, such as a
+	// cache refresher started by a sync.Once. net/http's connection
+	// goroutines are always ignored.
 	IgnoreFunctions []string
 
 	// MaxReports caps the spans one check reports. Zero means
@@ -105,6 +117,25 @@ type GoroutineMonitorConfig struct {
 // the handler's goroutine with runtime/pprof labels naming the request; the
 // goroutines it starts inherit them. A check reads the goroutine profile and
 // looks for labelled goroutines whose request ended more than Grace ago.
+//
+// Such a goroutine is an orphan only if its stack holds at least one frame
+// of the application's own code: a function of the main module (the module
+// path in [runtime/debug.ReadBuildInfo]; in a test binary, the module under
+// test), of package main, or of a package under one of AppPackages. A
+// request also starts goroutines of libraries that are meant to outlive it
+// and inherit its labels all the same: database/sql's connection cleaner,
+// started when the first query returns a connection to a pool with a
+// maximum lifetime; the queue of an OpenTelemetry batch span processor
+// created in a handler; any pool or client that starts its worker lazily.
+// They run no application code and are not reported. Two consequences
+// follow. A goroutine started directly on a library function, as go
+// http.Get(u), is not reported either: nothing of the application is in
+// its stack. And the application's own worker started lazily by a request
+// is reported, unless IgnoreFunctions names it. In a binary without build
+// information, only package main and AppPackages are the application's.
+// The runtime keeps the innermost 128 frames of a stack in the profile; an
+// application frame below those does not count.
+//
 // Checks run at most once per Interval, whoever asks: [GoroutineMonitor.Start]
 // runs them periodically, [GoroutineMonitor.Check] on demand, [Inspector] when
 // its page is viewed. Per request the monitor costs a map insert and delete
@@ -117,8 +148,10 @@ type GoroutineMonitor struct {
 	interval    time.Duration
 	grace       time.Duration
 	ignore      []string
+	app         []string // package paths of the application's code
 	maxReports  int
 	historySize int
+	now         func() time.Time // the monitor's clock: time.Now but in tests
 
 	id     string // the value of labelMonitor, telling our goroutines from another monitor's
 	seq    atomic.Uint64
@@ -169,7 +202,8 @@ type OrphanedGoroutine struct {
 	Count int `json:"count"`
 	// Function is the goroutine's own function: the bottom of its stack.
 	Function string `json:"function"`
-	// Blocked is where the goroutine is now: the top application frame.
+	// Blocked is where the goroutine is now: its innermost frame of
+	// application code.
 	Blocked transport.CallSite `json:"blocked_at"`
 	// Stack is the goroutine's stack, one "function\n\tfile:line" per frame.
 	Stack string `json:"stack"`
@@ -191,6 +225,7 @@ func NewGoroutineMonitor(cfg GoroutineMonitorConfig) *GoroutineMonitor {
 		grace:       orDefault(cfg.Grace, DefaultGoroutineGrace),
 		maxReports:  cfg.MaxReports,
 		historySize: cfg.History,
+		now:         time.Now,
 		reported:    make(map[string]bool),
 		stop:        make(chan struct{}),
 		stopped:     make(chan struct{}),
@@ -200,6 +235,15 @@ func NewGoroutineMonitor(cfg GoroutineMonitorConfig) *GoroutineMonitor {
 	}
 	if m.historySize <= 0 {
 		m.historySize = DefaultEndedRequestHistory
+	}
+	m.app = []string{"main"}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path != "" {
+		m.app = append(m.app, bi.Main.Path)
+	}
+	for _, p := range cfg.AppPackages {
+		if p = strings.TrimRight(strings.TrimSpace(p), "/."); p != "" {
+			m.app = append(m.app, p)
+		}
 	}
 	m.ignore = append(m.ignore, ignoredGoroutines[:]...)
 	for _, p := range cfg.IgnoreFunctions {
@@ -270,7 +314,7 @@ func (m *GoroutineMonitor) begin(route string, span trace.SpanContext) uint64 {
 
 // end marks the request as ended, from now.
 func (m *GoroutineMonitor) end(id uint64) {
-	now := time.Now()
+	now := m.now()
 	s := &m.shards[id%monitorShards]
 	limit := max(m.historySize/monitorShards, 1)
 	s.mu.Lock()
@@ -330,7 +374,7 @@ func (m *GoroutineMonitor) LastCheck() time.Time {
 func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := time.Now()
+	now := m.now()
 	if !m.lastCheck.IsZero() && now.Sub(m.lastCheck) < m.interval {
 		return slices.Clone(m.orphans)
 	}
@@ -343,11 +387,12 @@ func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 	var orphans []OrphanedGoroutine
 	seen := make(map[string]bool)
 	reports := 0
-	for _, g := range parseGoroutines(buf.Bytes()) {
-		if g.labels[labelMonitor] != m.id || m.ignored(g) {
+	ours := func(labels map[string]string) bool { return labels[labelMonitor] == m.id }
+	for _, g := range goroutines.Parse(buf.Bytes(), ours) {
+		if !m.runsApp(g) || m.ignored(g) {
 			continue
 		}
-		id, err := strconv.ParseUint(g.labels[labelRequest], 10, 64)
+		id, err := strconv.ParseUint(g.Labels[labelRequest], 10, 64)
 		if err != nil {
 			continue
 		}
@@ -374,8 +419,30 @@ func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 	return slices.Clone(orphans)
 }
 
-func (m *GoroutineMonitor) ignored(g goroutineGroup) bool {
-	for _, f := range g.frames {
+// runsApp reports whether the group's stack holds a frame of the
+// application's code: only then can it be an orphan.
+func (m *GoroutineMonitor) runsApp(g goroutines.Group) bool {
+	for _, f := range g.Frames {
+		if m.isApp(f.Function) {
+			return true
+		}
+	}
+	return false
+}
+
+// isApp reports whether fn, a package-path-qualified function name, is of
+// one of the application's packages or the packages under them.
+func (m *GoroutineMonitor) isApp(fn string) bool {
+	for _, p := range m.app {
+		if strings.HasPrefix(fn, p) && len(fn) > len(p) && (fn[len(p)] == '.' || fn[len(p)] == '/') {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *GoroutineMonitor) ignored(g goroutines.Group) bool {
+	for _, f := range g.Frames {
 		for _, p := range m.ignore {
 			if strings.HasPrefix(f.Function, p) {
 				return true
@@ -385,12 +452,12 @@ func (m *GoroutineMonitor) ignored(g goroutineGroup) bool {
 	return false
 }
 
-func (m *GoroutineMonitor) orphan(g goroutineGroup, info requestInfo, known bool) OrphanedGoroutine {
+func (m *GoroutineMonitor) orphan(g goroutines.Group, info requestInfo, known bool) OrphanedGoroutine {
 	o := OrphanedGoroutine{
-		Request: g.labels[labelRequest],
-		Route:   g.labels[labelRoute],
-		TraceID: g.labels[labelTraceID],
-		Count:   g.count,
+		Request: g.Labels[labelRequest],
+		Route:   g.Labels[labelRoute],
+		TraceID: g.Labels[labelTraceID],
+		Count:   g.Count,
 	}
 	if known {
 		o.RequestEnded = info.ended
@@ -399,28 +466,17 @@ func (m *GoroutineMonitor) orphan(g goroutineGroup, info requestInfo, known bool
 		}
 	}
 	var stack strings.Builder
-	for _, f := range g.frames {
+	for _, f := range g.Frames {
 		fmt.Fprintf(&stack, "%s\n\t%s:%d\n", f.Function, f.File, f.Line)
-		if o.Blocked.File == "" && !runtimeFrame(f.Function) {
-			o.Blocked = f
+		if o.Blocked.File == "" && m.isApp(f.Function) {
+			o.Blocked = transport.CallSite{Function: f.Function, File: f.File, Line: f.Line}
 		}
 	}
 	o.Stack = stack.String()
-	if n := len(g.frames); n > 0 {
-		o.Function = g.frames[n-1].Function
+	if n := len(g.Frames); n > 0 {
+		o.Function = g.Frames[n-1].Function
 	}
 	return o
-}
-
-// runtimeFrame tells the frames where every blocked goroutine sits from the
-// code that put it there.
-func runtimeFrame(fn string) bool {
-	for _, p := range [...]string{"runtime.", "time.Sleep", "sync.", "internal/", "syscall."} {
-		if strings.HasPrefix(fn, p) {
-			return true
-		}
-	}
-	return false
 }
 
 func (m *GoroutineMonitor) report(o OrphanedGoroutine, sc trace.SpanContext, now time.Time) {
@@ -449,111 +505,4 @@ func (m *GoroutineMonitor) report(o OrphanedGoroutine, sc trace.SpanContext, now
 	span.SetStatus(codes.Error, fmt.Sprintf("%d goroutine(s) of %s still running after the request ended, started as %s, now at %s",
 		o.Count, o.Route, o.Function, o.Blocked))
 	span.End(trace.WithTimestamp(now))
-}
-
-// A goroutineGroup is one record of a debug=1 goroutine profile: goroutines
-// with the same stack and labels.
-type goroutineGroup struct {
-	count  int
-	labels map[string]string
-	frames []transport.CallSite
-}
-
-// parseGoroutines reads the text of pprof.Lookup("goroutine").WriteTo(w, 1):
-//
-//	2 @ 0x47d92e 0x480b25 0x4dbf3d 0x483e41
-//	# labels: {"http.route":"/x", "telltale.request":"42"}
-//	#	0x480b24	time.Sleep+0x164	/usr/local/go/src/runtime/time.go:363
-//	#	0x4dbf3c	main.main.func1+0x1c	/tmp/main.go:13
-//
-// Only labelled groups are kept: the others are none of the monitor's
-// business.
-func parseGoroutines(text []byte) []goroutineGroup {
-	var (
-		groups []goroutineGroup
-		cur    *goroutineGroup
-	)
-	sc := bufio.NewScanner(bytes.NewReader(text))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			cur = nil
-		case strings.HasPrefix(line, "# labels: "):
-			if cur != nil {
-				cur.labels = parseLabels(strings.TrimPrefix(line, "# labels: "))
-			}
-		case strings.HasPrefix(line, "#\t"):
-			if cur != nil && cur.labels != nil {
-				if f, ok := parseFrame(line[2:]); ok {
-					cur.frames = append(cur.frames, f)
-				}
-			}
-		default:
-			n, _, ok := strings.Cut(line, " @ ")
-			if !ok {
-				continue
-			}
-			count, err := strconv.Atoi(n)
-			if err != nil {
-				continue
-			}
-			groups = append(groups, goroutineGroup{count: count})
-			cur = &groups[len(groups)-1]
-		}
-	}
-	kept := groups[:0]
-	for _, g := range groups {
-		if g.labels != nil {
-			kept = append(kept, g)
-		}
-	}
-	return kept
-}
-
-// parseLabels parses {"k":"v", "k2":"v2"}, Go-quoted as runtime/pprof
-// writes them.
-func parseLabels(s string) map[string]string {
-	s = strings.TrimSpace(s)
-	if !strings.HasPrefix(s, "{") || !strings.HasSuffix(s, "}") {
-		return nil
-	}
-	s = s[1 : len(s)-1]
-	labels := make(map[string]string)
-	for s != "" {
-		kq, err := strconv.QuotedPrefix(s)
-		if err != nil {
-			return labels
-		}
-		s = strings.TrimPrefix(s[len(kq):], ":")
-		vq, err := strconv.QuotedPrefix(s)
-		if err != nil {
-			return labels
-		}
-		s = strings.TrimLeft(s[len(vq):], ", ")
-		k, _ := strconv.Unquote(kq)
-		v, _ := strconv.Unquote(vq)
-		labels[k] = v
-	}
-	return labels
-}
-
-// parseFrame parses "0x4dbf3c\tmain.main.func1+0x1c\t\t/tmp/main.go:13".
-func parseFrame(s string) (transport.CallSite, bool) {
-	fields := strings.FieldsFunc(s, func(r rune) bool { return r == '\t' })
-	if len(fields) < 3 {
-		return transport.CallSite{}, false
-	}
-	fn := fields[1]
-	if i := strings.LastIndex(fn, "+0x"); i >= 0 {
-		fn = fn[:i]
-	}
-	loc := fields[len(fields)-1]
-	i := strings.LastIndexByte(loc, ':')
-	if i < 0 {
-		return transport.CallSite{}, false
-	}
-	line, _ := strconv.Atoi(loc[i+1:])
-	return transport.CallSite{Function: fn, File: loc[:i], Line: line}, true
 }

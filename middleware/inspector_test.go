@@ -29,7 +29,8 @@ func inspectorEnv(t *testing.T) (v *env, openFile string, openLine int) {
 	t.Helper()
 	v = newEnv(t, transport.WithName("articles"))
 	upstream, _ := countingUpstream(t, 4<<10)
-	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Interval: time.Millisecond, Grace: time.Millisecond})
+	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Grace: time.Second})
+	clock := newFakeClock(mon)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 
@@ -61,7 +62,7 @@ func inspectorEnv(t *testing.T) (v *env, openFile string, openLine int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { resp.Body.Close() })
-	time.Sleep(10 * time.Millisecond) // past the monitor's grace
+	clock.Advance(2 * time.Second) // past the monitor's Grace
 	return v, openFile, openLine + 1
 }
 

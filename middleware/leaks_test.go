@@ -7,11 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
-	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/codes"
@@ -127,7 +125,7 @@ func TestLeakOnServerSpanWithHandlersLineAndRepaired(t *testing.T) {
 	if st := v.tr.Stats(); st.Open != 0 || st.Leaked != 1 {
 		t.Errorf("transport stats %+v, want 0 open, 1 leaked", st)
 	}
-	waitFor(t, "the leaked connection to be closed", func() bool { return closedConns.Load() >= 1 })
+	eventually(t, "the leaked connection to be closed", func() bool { return closedConns.Load() >= 1 })
 
 	// The tidy handler leaves nothing and gets no leak attribute.
 	v.do(t, http.MethodGet, "/tidy", nil)
@@ -136,145 +134,4 @@ func TestLeakOnServerSpanWithHandlersLineAndRepaired(t *testing.T) {
 		t.Error("a handler that closed its body got telltale.leaks")
 	}
 	transport.VerifyNoOpenBodies(t, v.tr)
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 5s for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// The incident's step 4, caught: a handler starts goroutines that outlive
-// the request. The monitor finds the one still blocked after the grace
-// period, names its request, route and line, and reports it once as a span
-// in the request's trace; one that finished, or one that is meant to live
-// on, is not reported.
-func TestLeakedGoroutineIsReported(t *testing.T) {
-	v := newEnv(t)
-	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{
-		TracerProvider:  v.tp,
-		Interval:        time.Millisecond,
-		Grace:           30 * time.Millisecond,
-		IgnoreFunctions: []string{"github.com/telltale-go/telltale/middleware_test.backgroundAudit"},
-	})
-	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
-	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
-
-	release := make(chan struct{})
-	var stuckLine int
-	var labels atomic.Value
-	v.e.GET("/fanout/:id", func(c echo.Context) error {
-		route, _ := pprof.Label(c.Request().Context(), vocab.LabelRoute)
-		traceID, _ := pprof.Label(c.Request().Context(), vocab.LabelTraceID)
-		labels.Store(route + " " + traceID)
-		go func() { time.Sleep(time.Millisecond) }() // finishes in time
-		go backgroundAudit(release)                  // meant to outlive the request
-		_, _, stuckLine, _ = runtime.Caller(0)
-		go func() { <-release }() // the orphan: stuckLine+1
-		return c.NoContent(http.StatusOK)
-	})
-	v.start(t)
-	defer close(release)
-
-	v.do(t, http.MethodGet, "/fanout/1", nil)
-	server := v.serverSpan(t, "GET /fanout/:id")
-	if got, want := labels.Load(), "/fanout/:id "+server.SpanContext().TraceID().String(); got != want {
-		t.Errorf("pprof labels in the handler: %q, want %q", got, want)
-	}
-	if orphans := mon.Check(); len(orphans) != 0 {
-		t.Errorf("orphans reported within the grace period: %+v", orphans)
-	}
-	time.Sleep(60 * time.Millisecond)
-	orphans := mon.Check()
-	if len(orphans) != 1 {
-		t.Fatalf("%d orphans, want 1: %+v", len(orphans), orphans)
-	}
-	o := orphans[0]
-	if o.Route != "/fanout/:id" || o.Count != 1 || o.TraceID != server.SpanContext().TraceID().String() {
-		t.Errorf("orphan %+v", o)
-	}
-	if !strings.Contains(o.Function, "TestLeakedGoroutineIsReported") || o.Blocked.Line != stuckLine+1 {
-		t.Errorf("orphan started as %s, blocked at %s; want the handler's goroutine at line %d", o.Function, o.Blocked, stuckLine+1)
-	}
-	if o.RequestEnded.IsZero() || time.Since(o.RequestEnded) < 30*time.Millisecond {
-		t.Errorf("request ended %v", o.RequestEnded)
-	}
-
-	span := v.waitSpan(t, func(s sdktrace.ReadOnlySpan) bool { return s.Name() == vocab.SpanGoroutineOrphaned }, "orphan span")
-	if span.SpanContext().TraceID() != server.SpanContext().TraceID() || span.Parent().SpanID() != server.SpanContext().SpanID() {
-		t.Error("the orphan span is not in the request's trace, under its server span")
-	}
-	if links := span.Links(); len(links) != 1 || links[0].SpanContext.SpanID() != server.SpanContext().SpanID() {
-		t.Errorf("links %v, want the server span", links)
-	}
-	if st := mustAttr(t, span, "code.stacktrace").AsString(); !strings.Contains(st, "TestLeakedGoroutineIsReported") {
-		t.Errorf("stack %q", st)
-	}
-	if got := mustAttr(t, span, "code.line.number").AsInt64(); got != int64(stuckLine+1) {
-		t.Errorf("code.line.number = %d, want %d", got, stuckLine+1)
-	}
-	if span.Status().Code != codes.Error {
-		t.Errorf("status %v", span.Status())
-	}
-
-	// Reported once, however often it is seen.
-	time.Sleep(2 * time.Millisecond)
-	if n := len(mon.Check()); n != 1 {
-		t.Errorf("second check: %d orphans", n)
-	}
-	var spans int
-	for _, s := range v.rec.Ended() {
-		if s.Name() == vocab.SpanGoroutineOrphaned {
-			spans++
-		}
-	}
-	if spans != 1 {
-		t.Errorf("%d orphan spans after two checks, want 1", spans)
-	}
-}
-
-// backgroundAudit stands for work meant to outlive its request.
-func backgroundAudit(release chan struct{}) { <-release }
-
-// Start and Stop run and stop the periodic check; the package's goleak check
-// proves the goroutine is gone.
-func TestGoroutineMonitorStartStop(t *testing.T) {
-	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{Interval: time.Millisecond})
-	mon.Start()
-	mon.Start()
-	waitFor(t, "a periodic check", func() bool { return !mon.LastCheck().IsZero() })
-	mon.Stop()
-	mon.Stop()
-	ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{}).Stop() // never started
-}
-
-// A monitor remembers a bounded number of ended requests; an orphan of a
-// forgotten request is still reported, without its end time.
-func TestGoroutineMonitorForgetsOldRequests(t *testing.T) {
-	v := newEnv(t)
-	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{Interval: time.Millisecond, Grace: time.Millisecond, History: 32})
-	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
-	release := make(chan struct{})
-	defer close(release)
-	v.e.GET("/orphan", func(c echo.Context) error {
-		go func() { <-release }()
-		return c.NoContent(http.StatusOK)
-	})
-	v.e.GET("/ok", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
-	v.start(t)
-
-	v.do(t, http.MethodGet, "/orphan", nil)
-	for range 100 {
-		v.do(t, http.MethodGet, "/ok", nil)
-	}
-	time.Sleep(5 * time.Millisecond)
-	orphans := mon.Check()
-	if len(orphans) != 1 || orphans[0].Route != "/orphan" || !orphans[0].RequestEnded.IsZero() || orphans[0].TraceID != "" {
-		t.Fatalf("orphans %+v, want the /orphan goroutine, end time forgotten, untraced", orphans)
-	}
 }

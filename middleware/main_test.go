@@ -103,24 +103,29 @@ func (v *env) serverSpan(t *testing.T, name string) sdktrace.ReadOnlySpan {
 	}, "server span "+name)
 }
 
+// waitSpan waits until a span matching match has ended and returns it.
 func (v *env) waitSpan(t *testing.T, match func(sdktrace.ReadOnlySpan) bool, what string) sdktrace.ReadOnlySpan {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		for _, s := range v.rec.Ended() {
-			if match(s) {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
+	var found sdktrace.ReadOnlySpan
+	defer func() {
+		if found == nil { // eventually failed: say what did end
 			var names []string
 			for _, s := range v.rec.Ended() {
 				names = append(names, s.Name()+"/"+s.SpanKind().String())
 			}
-			t.Fatalf("no %s ended within 5s; ended: %v", what, names)
+			t.Logf("ended spans: %v", names)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	}()
+	eventually(t, what+" to end", func() bool {
+		for _, s := range v.rec.Ended() {
+			if match(s) {
+				found = s
+				return true
+			}
+		}
+		return false
+	})
+	return found
 }
 
 func attr(s sdktrace.ReadOnlySpan, key string) (attribute.Value, bool) {
@@ -143,6 +148,19 @@ func mustAttr(t *testing.T, s sdktrace.ReadOnlySpan, key string) attribute.Value
 		t.Fatalf("span %q has no attribute %s; has %v", s.Name(), key, s.Attributes())
 	}
 	return v
+}
+
+// eventually waits up to 5 s for cond to hold, checking it every 5 ms, and
+// fails the test, naming what it waited for, if it never does.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 5s for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // blackHole is an upstream that accepts requests and never answers, until

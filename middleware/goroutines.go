@@ -21,6 +21,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/telltale-go/telltale/internal/anomaly"
 	"github.com/telltale-go/telltale/internal/goroutines"
 	"github.com/telltale-go/telltale/internal/version"
 	"github.com/telltale-go/telltale/transport"
@@ -185,6 +186,7 @@ type requestShard struct {
 type requestInfo struct {
 	route string
 	span  trace.SpanContext
+	srv   *anomaly.Server // the request's span, when the head sampler dropped it
 	ended time.Time
 }
 
@@ -303,11 +305,11 @@ func (m *GoroutineMonitor) loop() {
 }
 
 // begin registers a request and returns its id.
-func (m *GoroutineMonitor) begin(route string, span trace.SpanContext) uint64 {
+func (m *GoroutineMonitor) begin(route string, span trace.SpanContext, srv *anomaly.Server) uint64 {
 	id := m.seq.Add(1)
 	s := &m.shards[id%monitorShards]
 	s.mu.Lock()
-	s.live[id] = requestInfo{route: route, span: span}
+	s.live[id] = requestInfo{route: route, span: span, srv: srv}
 	s.mu.Unlock()
 	return id
 }
@@ -405,7 +407,7 @@ func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 		key := o.Request + "\x00" + o.Stack
 		seen[o.Request] = true
 		if !m.reported[key] && reports < m.maxReports {
-			m.report(o, info.span, now)
+			m.report(o, info, now)
 			reports++
 			m.reported[key] = true
 		}
@@ -479,7 +481,8 @@ func (m *GoroutineMonitor) orphan(g goroutines.Group, info requestInfo, known bo
 	return o
 }
 
-func (m *GoroutineMonitor) report(o OrphanedGoroutine, sc trace.SpanContext, now time.Time) {
+func (m *GoroutineMonitor) report(o OrphanedGoroutine, info requestInfo, now time.Time) {
+	sc := info.span
 	attrs := []attribute.KeyValue{
 		attribute.Int(vocab.AttrGoroutineCount, o.Count),
 		attribute.String(vocab.AttrGoroutineRequest, o.Request),
@@ -492,16 +495,27 @@ func (m *GoroutineMonitor) report(o OrphanedGoroutine, sc trace.SpanContext, now
 	if !o.RequestEnded.IsZero() {
 		attrs = append(attrs, attribute.Float64(vocab.AttrGoroutineEndedAgo, ms(now.Sub(o.RequestEnded))))
 	}
-	if sc.IsValid() {
-		attrs = append(attrs, attribute.String(labelTraceID, sc.TraceID().String()))
-	}
-	ctx := context.Background()
 	opts := []trace.SpanStartOption{trace.WithAttributes(attrs...), trace.WithTimestamp(now)}
 	if sc.IsValid() {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
 	}
-	_, span := m.tracer.Start(ctx, vocab.SpanGoroutineOrphaned, opts...)
+	var span trace.Span
+	if info.srv != nil {
+		// The request was not sampled: its span is exported with this
+		// one, so that the orphan has its parent in the trace.
+		info.srv.Anomaly()
+		self := anomaly.NewSpanContext(sc.TraceID())
+		span, _ = anomaly.Start(m.tracer, sc, self, vocab.SpanGoroutineOrphaned, opts...)
+		if span == nil {
+			return
+		}
+	} else {
+		ctx := context.Background()
+		if sc.IsValid() {
+			ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+		}
+		_, span = m.tracer.Start(ctx, vocab.SpanGoroutineOrphaned, opts...)
+	}
 	span.SetStatus(codes.Error, fmt.Sprintf("%d goroutine(s) of %s still running after the request ended, started as %s, now at %s",
 		o.Count, o.Route, o.Function, o.Blocked))
 	span.End(trace.WithTimestamp(now))

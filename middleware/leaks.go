@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/telltale-go/telltale/internal/anomaly"
 	"github.com/telltale-go/telltale/transport"
 	"github.com/telltale-go/telltale/vocab"
 )
@@ -85,7 +86,7 @@ func (cfg *LeaksConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 		var labels pprof.LabelSet
 		switch m := cfg.Goroutines; {
 		case m != nil:
-			id := m.begin(route, sc)
+			id := m.begin(route, sc, anomaly.ServerFrom(parent))
 			defer m.end(id)
 			reqID := strconv.FormatUint(id, 10)
 			if sc.IsValid() {

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/goleak"
 
+	"github.com/telltale-go/telltale/sampling"
 	"github.com/telltale-go/telltale/transport"
 )
 
@@ -38,8 +39,22 @@ type env struct {
 
 func newEnv(t *testing.T, opts ...transport.Option) *env {
 	t.Helper()
-	v := &env{rec: tracetest.NewSpanRecorder(), prop: propagation.TraceContext{}}
-	v.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(v.rec))
+	rec := tracetest.NewSpanRecorder()
+	return newEnvWith(t, rec, sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)), opts...)
+}
+
+// newUnsampledEnv is newEnv with a tracer provider that samples nothing at
+// the head, and exports the anomalies telltale finds (package sampling).
+func newUnsampledEnv(t *testing.T, opts ...transport.Option) *env {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tp := sampling.NewTracerProvider(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0)), sdktrace.WithSpanProcessor(rec))
+	return newEnvWith(t, rec, tp, opts...)
+}
+
+func newEnvWith(t *testing.T, rec *tracetest.SpanRecorder, tp *sdktrace.TracerProvider, opts ...transport.Option) *env {
+	t.Helper()
+	v := &env{rec: rec, tp: tp, prop: propagation.TraceContext{}}
 	t.Cleanup(func() { _ = v.tp.Shutdown(context.Background()) })
 	all := append([]transport.Option{
 		transport.WithTracerProvider(v.tp),
@@ -175,5 +190,12 @@ func blackHole(t *testing.T) *httptest.Server {
 		}
 	}))
 	t.Cleanup(func() { close(release); srv.Close() })
+	return srv
+}
+
+// payloadServer is an upstream that answers 1 KiB.
+func payloadServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv, _ := countingUpstream(t, 1<<10)
 	return srv
 }

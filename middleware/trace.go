@@ -196,6 +196,7 @@ func (t *tracedRequest) recordPanic(span trace.Span) {
 	}
 	if t.srv != nil {
 		t.panicked, t.errType = true, vocab.ErrorPanic
+		t.srv.SetAttributes(semconv.ErrorTypeKey.String(vocab.ErrorPanic))
 		t.end(http.StatusInternalServerError)
 	}
 }

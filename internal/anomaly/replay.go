@@ -2,6 +2,8 @@ package anomaly
 
 import (
 	"context"
+	"encoding/binary"
+	"math/rand/v2"
 
 	"go.opentelemetry.io/otel/trace"
 )
@@ -44,6 +46,17 @@ func (r *Replay) IDsGiven() bool { return r.idsGiven }
 // Decided records that a telltale sampler decided whether the span is
 // exported.
 func (r *Replay) Decided() { r.seen = true }
+
+// NewSpanContext returns the identity of a span telltale adds to the trace
+// of an unsampled request after the fact (an orphaned goroutine's): a new
+// span id in that trace.
+func NewSpanContext(traceID trace.TraceID) trace.SpanContext {
+	var sid trace.SpanID
+	for !sid.IsValid() {
+		binary.NativeEndian.PutUint64(sid[:], rand.Uint64())
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: sid})
+}
 
 // Outcome says what became of a replay.
 type Outcome int

@@ -3,8 +3,10 @@ package middleware
 import (
 	"bytes"
 	_ "embed"
+	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -27,7 +29,15 @@ type InspectorConfig struct {
 	// MaxItems caps each list (open bodies, recent leaks, orphans) per
 	// transport. Zero means 100.
 	MaxItems int
+
+	// TraceURL, if set, makes every trace id on the page a link into your
+	// trace UI: a URL in which {trace_id} stands for the id, such as
+	// "http://127.0.0.1:16686/trace/{trace_id}" for Jaeger.
+	TraceURL string
 }
+
+// traceIDPlaceholder is where the trace id goes in InspectorConfig.TraceURL.
+const traceIDPlaceholder = "{trace_id}"
 
 // Inspection is what [Inspector] shows, and its JSON form.
 type Inspection struct {
@@ -37,6 +47,17 @@ type Inspection struct {
 	Transports []TransportInspection `json:"transports"`
 	// Goroutines is the goroutine monitor's view; nil without a monitor.
 	Goroutines *GoroutineInspection `json:"goroutines,omitempty"`
+
+	traceURL string
+}
+
+// TraceLink returns the link to the trace id in the configured trace UI, or
+// "" when none is configured.
+func (in Inspection) TraceLink(traceID string) string {
+	if in.traceURL == "" || traceID == "" {
+		return ""
+	}
+	return strings.ReplaceAll(in.traceURL, traceIDPlaceholder, traceID)
 }
 
 // TransportInspection is one transport's part of an [Inspection].
@@ -75,10 +96,26 @@ type GoroutineInspection struct {
 //
 // It shows no secrets: URLs come redacted from the transport (no
 // credentials, no query values) and no header is shown. It does show call
-// sites and stacks, which is the point.
+// sites and stacks, which is the point. It panics if the config is invalid;
+// use [InspectorConfig.ToHandler] to get the error instead.
 func Inspector(cfg InspectorConfig) echo.HandlerFunc {
+	h, err := cfg.ToHandler()
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// ToHandler validates the config and returns the [Inspector] handler.
+func (cfg InspectorConfig) ToHandler() (echo.HandlerFunc, error) {
 	if cfg.MaxItems <= 0 {
 		cfg.MaxItems = 100
+	}
+	if cfg.TraceURL != "" {
+		u, err := url.Parse(strings.ReplaceAll(cfg.TraceURL, traceIDPlaceholder, "0"))
+		if err != nil || !strings.Contains(cfg.TraceURL, traceIDPlaceholder) || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, fmt.Errorf("middleware: Inspector: TraceURL %q: want an http(s) URL with %s where the trace id goes", cfg.TraceURL, traceIDPlaceholder)
+		}
 	}
 	return func(c echo.Context) error {
 		in := cfg.inspect()
@@ -90,11 +127,11 @@ func Inspector(cfg InspectorConfig) echo.HandlerFunc {
 			return echo.NewHTTPError(http.StatusInternalServerError, "middleware: inspector page").WithInternal(err)
 		}
 		return c.HTMLBlob(http.StatusOK, buf.Bytes())
-	}
+	}, nil
 }
 
 func (cfg InspectorConfig) inspect() Inspection {
-	in := Inspection{At: time.Now(), Transports: make([]TransportInspection, 0, len(cfg.Transports))}
+	in := Inspection{At: time.Now(), Transports: make([]TransportInspection, 0, len(cfg.Transports)), traceURL: cfg.TraceURL}
 	for i, tr := range cfg.Transports {
 		if tr == nil {
 			continue

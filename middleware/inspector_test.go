@@ -49,7 +49,8 @@ func inspectorEnv(t *testing.T) (v *env, openFile string, openLine int) {
 		go func() { <-release }()
 		return c.NoContent(http.StatusOK)
 	})
-	v.e.GET("/debug/telltale", ttmw.Inspector(ttmw.InspectorConfig{Transports: []*transport.Transport{v.tr}, Goroutines: mon}))
+	v.e.GET("/debug/telltale", ttmw.Inspector(ttmw.InspectorConfig{Transports: []*transport.Transport{v.tr}, Goroutines: mon,
+		TraceURL: "http://jaeger.example/trace/{trace_id}"}))
 	v.start(t)
 
 	v.do(t, http.MethodGet, "/leaky", nil)
@@ -101,6 +102,26 @@ func TestInspectorJSON(t *testing.T) {
 		}
 		if strings.Contains(body, "hunter2") {
 			t.Errorf("the inspection shows a secret:\n%s", body)
+		}
+	}
+}
+
+// With a trace URL template, every trace id on the page links to its trace.
+func TestInspectorLinksTraces(t *testing.T) {
+	v, _, _ := inspectorEnv(t)
+	_, body := v.do(t, http.MethodGet, "/debug/telltale?format=json", nil)
+	var in ttmw.Inspection
+	if err := json.Unmarshal([]byte(body), &in); err != nil {
+		t.Fatal(err)
+	}
+	id := in.Transports[0].RecentLeaks[0].TraceID
+	_, page := v.do(t, http.MethodGet, "/debug/telltale", nil)
+	if want := `<a class="trace" href="http://jaeger.example/trace/` + id + `"><code>` + id + `</code></a>`; !strings.Contains(page, want) {
+		t.Errorf("no link %s in the page", want)
+	}
+	for _, bad := range []string{"http://jaeger.example/trace/", "javascript:alert(1)/{trace_id}", "://{trace_id}"} {
+		if _, err := (ttmw.InspectorConfig{TraceURL: bad}).ToHandler(); err == nil || !strings.HasPrefix(err.Error(), "middleware: Inspector: ") {
+			t.Errorf("TraceURL %q: err = %v", bad, err)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/telltale-go/telltale/internal/timeoutheader"
 	ttmw "github.com/telltale-go/telltale/middleware"
+	"github.com/telltale-go/telltale/transport"
 	"github.com/telltale-go/telltale/vocab"
 )
 
@@ -84,7 +85,7 @@ func TestDeadlineAnswers504WhileUpstreamBlackHoles(t *testing.T) {
 }
 
 // deadlineProbe serves /probe and reports the budget the handler saw.
-func deadlineProbe(t *testing.T, cfg ttmw.DeadlineConfig) (*env, func(header string) (time.Duration, bool), chan time.Duration) {
+func deadlineProbe(t *testing.T, cfg ttmw.DeadlineConfig) (*env, func(h http.Header) (time.Duration, bool), chan time.Duration) {
 	t.Helper()
 	v := newEnv(t)
 	budget := make(chan time.Duration, 1)
@@ -102,23 +103,29 @@ func deadlineProbe(t *testing.T, cfg ttmw.DeadlineConfig) (*env, func(header str
 	v.e.GET("/probe", probe)
 	v.e.GET("/slow/:id", probe)
 	v.start(t)
-	return v, func(header string) (time.Duration, bool) {
+	return v, func(h http.Header) (time.Duration, bool) {
 		t.Helper()
-		h := http.Header{}
-		if header != "" {
-			h.Set(timeoutheader.Connect, header)
-		}
 		v.do(t, http.MethodGet, "/probe", h)
 		d := <-budget
 		return d, d >= 0
 	}, budget
 }
 
+// connect is a request header of the caller's budget, as Connect clients
+// and telltale's transport send it; empty means none.
+func connect(v string) http.Header {
+	if v == "" {
+		return nil
+	}
+	return http.Header{timeoutheader.Connect: {v}}
+}
+
 // near reports whether got is d, give or take what the request itself took.
 func near(got, d time.Duration) bool { return got <= d && got > d-100*time.Millisecond }
 
-// The caller's budget is honoured only when trusted, clamped to MaxTimeout;
-// malformed values, negative ones included, are ignored and recorded.
+// The caller's budget, in Connect-Timeout-Ms, is honoured only when
+// trusted, clamped to MaxTimeout; malformed values, negative ones included,
+// are ignored and recorded.
 func TestDeadlineTimeoutHeader(t *testing.T) {
 	cases := []struct {
 		name, header string
@@ -144,7 +151,7 @@ func TestDeadlineTimeoutHeader(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			v, probe, _ := deadlineProbe(t, ttmw.DeadlineConfig{Timeout: 2 * time.Second, MaxTimeout: 5 * time.Second, TrustHeader: tc.trust})
-			got, ok := probe(tc.header)
+			got, ok := probe(connect(tc.header))
 			if !ok || !near(got, tc.want) {
 				t.Errorf("budget = %s (deadline %v), want about %s", got, ok, tc.want)
 			}
@@ -189,10 +196,10 @@ func TestDeadlineRoutesFuncAndDefaultClamp(t *testing.T) {
 			return 0
 		},
 	})
-	if got, _ := probe("30000"); !near(got, time.Second) {
+	if got, _ := probe(connect("30000")); !near(got, time.Second) {
 		t.Errorf("header 30s without MaxTimeout: budget %s, want 1s", got)
 	}
-	if got, _ := probe("400"); !near(got, 400*time.Millisecond) {
+	if got, _ := probe(connect("400")); !near(got, 400*time.Millisecond) {
 		t.Errorf("header 400ms: budget %s", got)
 	}
 	// The route's own timeout, and the func's.
@@ -406,4 +413,100 @@ func TestDeadlineConfigValidation(t *testing.T) {
 		}
 	}()
 	ttmw.Deadline(0)
+}
+
+// Envoy's X-Envoy-Expected-Rq-Timeout-Ms, when trusted, only ever shortens
+// the deadline; with the caller's Connect-Timeout-Ms too, the smallest wins;
+// a malformed one is ignored and recorded, naming the header.
+func TestDeadlineEnvoyHeaderIsAnUpperBound(t *testing.T) {
+	both := func(c, e string) http.Header {
+		h := connect(c)
+		if h == nil {
+			h = http.Header{}
+		}
+		if e != "" {
+			h.Set("X-Envoy-Expected-Rq-Timeout-Ms", e)
+		}
+		return h
+	}
+	cases := []struct {
+		name            string
+		header          http.Header
+		trustEnvoy      bool
+		want            time.Duration
+		source, invalid string
+	}{
+		{"envoy shorter", both("", "800"), true, 800 * time.Millisecond, "envoy", ""},
+		{"envoy longer", both("", "3000"), true, 2 * time.Second, "default", ""},
+		{"envoy smaller than the caller", both("4000", "1000"), true, time.Second, "envoy", ""},
+		{"caller smaller than envoy", both("500", "1000"), true, 500 * time.Millisecond, "header", ""},
+		{"envoy not trusted", both("", "800"), false, 2 * time.Second, "default", ""},
+		{"envoy malformed", both("", "8s"), true, 2 * time.Second, "default", "X-Envoy-Expected-Rq-Timeout-Ms"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, probe, _ := deadlineProbe(t, ttmw.DeadlineConfig{Timeout: 2 * time.Second, MaxTimeout: 5 * time.Second,
+				TrustHeader: true, TrustEnvoyHeader: tc.trustEnvoy})
+			if got, ok := probe(tc.header); !ok || !near(got, tc.want) {
+				t.Errorf("budget = %s, want about %s", got, tc.want)
+			}
+			s := v.serverSpan(t, "GET /probe")
+			if src := mustAttr(t, s, vocab.AttrDeadlineSource).AsString(); src != tc.source {
+				t.Errorf("source = %q, want %q", src, tc.source)
+			}
+			var why string
+			for _, ev := range s.Events() {
+				if ev.Name == vocab.EventTimeoutHeaderInvalid {
+					v, _ := attrOf(ev.Attributes, vocab.AttrTimeoutHeaderError)
+					why = v.AsString()
+				}
+			}
+			if tc.invalid != "" && !strings.Contains(why, tc.invalid) || tc.invalid == "" && why != "" {
+				t.Errorf("invalid-header event %q, want one naming %q", why, tc.invalid)
+			}
+		})
+	}
+}
+
+// Between two services, the caller's deadline travels: the front's
+// transport sends what is left of its request's budget in
+// Connect-Timeout-Ms, and the back's Deadline middleware, trusting it, stops
+// when the front stops waiting.
+func TestDeadlinePropagatesBetweenServices(t *testing.T) {
+	back := newEnv(t)
+	back.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: back.tp, Propagators: back.prop}))
+	back.e.Use(ttmw.DeadlineWithConfig(ttmw.DeadlineConfig{Timeout: 10 * time.Second, TrustHeader: true}))
+	budget := make(chan time.Duration, 1)
+	back.e.GET("/work", func(c echo.Context) error {
+		d, _ := c.Request().Context().Deadline()
+		budget <- time.Until(d)
+		return c.NoContent(http.StatusNoContent)
+	})
+	back.start(t)
+
+	front := newEnv(t, transport.WithDeadlinePropagation())
+	front.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: front.tp, Propagators: front.prop}))
+	front.e.Use(ttmw.Deadline(time.Second))
+	front.e.GET("/page", func(c echo.Context) error {
+		time.Sleep(100 * time.Millisecond) // a part of the budget spent before the call
+		req, _ := http.NewRequestWithContext(c.Request().Context(), http.MethodGet, back.srv.URL+"/work", nil)
+		resp, err := front.client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		return c.NoContent(resp.StatusCode)
+	})
+	front.start(t)
+
+	if code, _ := front.do(t, http.MethodGet, "/page", nil); code != http.StatusNoContent {
+		t.Fatalf("status %d", code)
+	}
+	if got := <-budget; got > 900*time.Millisecond || got < 700*time.Millisecond {
+		t.Errorf("the back's budget is %s, want what the front had left, about 900ms", got)
+	}
+	s := back.serverSpan(t, "GET /work")
+	if src := mustAttr(t, s, vocab.AttrDeadlineSource).AsString(); src != "header" {
+		t.Errorf("the back's deadline source = %q, want header", src)
+	}
 }

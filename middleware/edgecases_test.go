@@ -159,7 +159,7 @@ func TestHeaderCannotLengthenTimeoutFuncDeadline(t *testing.T) {
 		TrustHeader: true,
 		TimeoutFunc: func(echo.Context) time.Duration { return 50 * time.Millisecond },
 	})
-	if got, _ := probe("1000"); got > 50*time.Millisecond {
+	if got, _ := probe(connect("1000")); got > 50*time.Millisecond {
 		t.Errorf("header 1000 with TimeoutFunc 50ms and no MaxTimeout: budget %s, want <= 50ms", got)
 	}
 }

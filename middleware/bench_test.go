@@ -13,16 +13,15 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	ttmw "github.com/telltale-go/telltale/middleware"
+	"github.com/telltale-go/telltale/sampling"
 )
 
-// discardProcessor keeps spans recording without exporting them, so that
-// the benchmarks measure the instrumentation, not an exporter.
-type discardProcessor struct{}
+// discardExporter is the exporter of the benchmarks' batching processor:
+// it measures the instrumentation, not an exporter.
+type discardExporter struct{}
 
-func (discardProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-func (discardProcessor) OnEnd(sdktrace.ReadOnlySpan)                     {}
-func (discardProcessor) Shutdown(context.Context) error                  { return nil }
-func (discardProcessor) ForceFlush(context.Context) error                { return nil }
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
 
 // discardWriter is a reusable ResponseWriter.
 type discardWriter struct {
@@ -39,14 +38,33 @@ func (w *discardWriter) WriteHeader(code int)        { w.status = code }
 // request); Echo wrapped in plain otelhttp server tracing (otelhttp, what
 // otelecho amounts to); telltale's Trace alone (trace); Deadline alone
 // (deadline); Trace with Deadline, Trace with Leaks; and telltale's full
-// stack (telltale: Trace, Deadline, Leaks with a goroutine monitor). Spans are
-// sampled and recorded, then discarded; metrics go to a no-op provider in
-// every variant.
+// stack (telltale: Trace, Deadline, Leaks with a goroutine monitor) — for
+// sampled requests and for unsampled ones, which the head sampler drops.
+// Spans go to a batching processor whose exporter discards them; metrics
+// to a no-op provider. otelhttp gets the SDK's provider as users build it,
+// telltale the one package sampling builds around the same head sampler.
 //
-//	go test -run '^$' -bench BenchmarkServer -benchmem -count 6 ./middleware | benchstat -
+//	go test -run '^$' -bench BenchmarkServer -benchmem -count 10 ./middleware > bench.txt
+//	benchstat -row /sampling -col /stack bench.txt
 func BenchmarkServer(b *testing.B) {
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(discardProcessor{}))
-	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	for _, smp := range []struct {
+		name    string
+		sampler sdktrace.Sampler
+	}{
+		{"sampled", sdktrace.AlwaysSample()},
+		{"unsampled", sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0))},
+	} {
+		b.Run("sampling="+smp.name, func(b *testing.B) { benchServer(b, smp.sampler) })
+	}
+}
+
+func benchServer(b *testing.B, sampler sdktrace.Sampler) {
+	plain := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(discardExporter{}))
+	tp := sampling.NewTracerProvider(sampler, sdktrace.WithBatcher(discardExporter{}))
+	b.Cleanup(func() {
+		_ = plain.Shutdown(context.Background())
+		_ = tp.Shutdown(context.Background())
+	})
 	mp := noop.NewMeterProvider()
 	prop := propagation.TraceContext{}
 	handler := func(c echo.Context) error { return c.String(http.StatusOK, c.Param("id")) }
@@ -57,6 +75,9 @@ func BenchmarkServer(b *testing.B) {
 		return e
 	}
 	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: tp})
+	trace := func() echo.MiddlewareFunc {
+		return ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: tp, MeterProvider: mp, Propagators: prop})
+	}
 
 	variants := []struct {
 		name string
@@ -67,16 +88,12 @@ func BenchmarkServer(b *testing.B) {
 		// request, one closure per middleware, whatever it does.
 		{"noop", newEcho(func(next echo.HandlerFunc) echo.HandlerFunc { return next })},
 		{"otelhttp", otelhttp.NewHandler(newEcho(), "server",
-			otelhttp.WithTracerProvider(tp), otelhttp.WithMeterProvider(mp), otelhttp.WithPropagators(prop))},
-		{"trace", newEcho(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: tp, MeterProvider: mp, Propagators: prop}))},
+			otelhttp.WithTracerProvider(plain), otelhttp.WithMeterProvider(mp), otelhttp.WithPropagators(prop))},
+		{"trace", newEcho(trace())},
 		{"deadline", newEcho(ttmw.Deadline(2 * time.Second))},
-		{"trace+deadline", newEcho(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: tp, MeterProvider: mp, Propagators: prop}), ttmw.Deadline(2*time.Second))},
-		{"trace+leaks", newEcho(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: tp, MeterProvider: mp, Propagators: prop}), ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))},
-		{"telltale", newEcho(
-			ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: tp, MeterProvider: mp, Propagators: prop}),
-			ttmw.Deadline(2*time.Second),
-			ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}),
-		)},
+		{"trace+deadline", newEcho(trace(), ttmw.Deadline(2*time.Second))},
+		{"trace+leaks", newEcho(trace(), ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))},
+		{"telltale", newEcho(trace(), ttmw.Deadline(2*time.Second), ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))},
 	}
 	for _, v := range variants {
 		b.Run("stack="+v.name, func(b *testing.B) {

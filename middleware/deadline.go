@@ -179,7 +179,7 @@ func (cfg *DeadlineConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 	if t.source != sourceParent {
 		// One allocation for the context and the request that carries it.
 		r := &deadlineRequest{}
-		r.ctx.InitDeadline(parent, deadline)
+		r.ctx.InitDeadline(parent, deadline, deadlineRequestKey{}, r)
 		r.req = *req.WithContext(&r.ctx)
 		c.SetRequest(&r.req)
 		defer r.ctx.End(nil)
@@ -248,6 +248,20 @@ type deadlineRequest struct {
 	req http.Request
 }
 
+type deadlineRequestKey struct{}
+
+// withContext gives c a copy of its request with ctx. When that request is
+// the copy Deadline made and handed on, it is reused: Leaks, right after
+// Deadline, costs no request copy of its own.
+func withContext(c echo.Context, ctx context.Context) {
+	req := c.Request()
+	if r, ok := req.Context().Value(deadlineRequestKey{}).(*deadlineRequest); ok && &r.req == req {
+		r.req = *req.WithContext(ctx) // the copy WithContext makes stays on the stack
+		return
+	}
+	c.SetRequest(req.WithContext(ctx))
+}
+
 // deadlineMessage is the JSON body of a request answered because of its
 // deadline.
 type deadlineMessage struct {
@@ -312,10 +326,18 @@ func (t *requestTimeout) header(req *http.Request, name string) (time.Duration, 
 	return d, true
 }
 
-// recordDeadline puts what the middleware knows on the server span, in one
-// call: the SDK takes a lock per call. A deadline answer, a client gone and
-// an overrun are anomalies.
+// recordDeadline puts what the middleware knows on the server span when it
+// is worth seeing — the deadline passed (an answer with StatusCode), the
+// client went away, the handler overran, the timeout asked for was
+// clamped, a timeout header was malformed — in one call: the SDK takes a
+// lock per call. A healthy request's span carries nothing of it. All but
+// the clamp and the header are anomalies, which an unsampled request is
+// exported for.
 func recordDeadline(rec recorder, timeout time.Duration, t requestTimeout, overrun time.Duration, res deadlineResult) {
+	anomalous := overrun > 0 || res != resultOwn
+	if !anomalous && !t.clamped && t.headerErr == nil {
+		return
+	}
 	var buf [5]attribute.KeyValue
 	attrs := append(buf[:0],
 		attribute.Float64(vocab.AttrDeadlineTimeout, ms(timeout)),
@@ -334,7 +356,7 @@ func recordDeadline(rec recorder, timeout time.Duration, t requestTimeout, overr
 		attrs = append(attrs, attribute.Bool(vocab.AttrClientGone, true))
 	}
 	rec.setAttributes(attrs...)
-	if overrun > 0 || res != resultOwn {
+	if anomalous {
 		rec.anomaly()
 	}
 	if t.headerErr != nil {

@@ -464,7 +464,7 @@ func (m *GoroutineMonitor) orphan(g goroutines.Group, info requestInfo, known bo
 	if known {
 		o.RequestEnded = info.ended
 		if info.span.IsValid() {
-			o.SpanID = info.span.SpanID().String()
+			o.TraceID, o.SpanID = info.span.TraceID().String(), info.span.SpanID().String()
 		}
 	}
 	var stack strings.Builder

@@ -20,15 +20,17 @@ type LeaksConfig struct {
 	// Defaults to never skipping.
 	Skipper func(c echo.Context) bool
 
-	// Goroutines, if set, is told when each request starts and ends, so
-	// that it can find the goroutines the request left running. Without
-	// it, the handler's goroutine is still labelled with its route and
-	// trace id, which CPU and goroutine profiles show.
+	// Goroutines, if set, is told when each request starts and ends, and
+	// the handler's goroutine gets runtime/pprof labels naming the request,
+	// which the goroutines it starts inherit: that is how the monitor finds
+	// the goroutines a request left running.
 	Goroutines *GoroutineMonitor
 
-	// DisableLabels leaves the handler's goroutine without pprof labels.
-	// Orphaned goroutines are then not found: Goroutines is ignored.
-	DisableLabels bool
+	// ProfileLabels labels the handler's goroutine, and those it starts,
+	// with the route and the trace id, which CPU and goroutine profiles
+	// show (go tool pprof -tagfocus http.route=/users/:id). Off by default:
+	// it costs three allocations per request.
+	ProfileLabels bool
 }
 
 // Leaks returns a middleware that accounts for the response bodies each
@@ -57,16 +59,14 @@ func LeaksWithConfig(cfg LeaksConfig) echo.MiddlewareFunc {
 // [transport.LeakAttributes]: the handler's file and line, its stack, the
 // upstream and how long the body was open.
 //
-// The handler's goroutine gets the runtime/pprof labels [labelRoute] and
-// [labelTraceID] (and [labelRequest], [labelMonitor] with a monitor), which
-// every goroutine it starts inherits; they are removed when the handler
-// returns. Put Leaks after [Trace], so that it finds the server span.
+// With a goroutine monitor, or with ProfileLabels, the handler's goroutine
+// gets runtime/pprof labels — the route, and the request's id for the
+// monitor or the trace id for profiles — which every goroutine it starts
+// inherits; they are removed when the handler returns. Put Leaks after
+// [Trace], so that it finds the server span.
 func (cfg LeaksConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 	if cfg.Skipper == nil {
 		cfg.Skipper = neverSkip
-	}
-	if cfg.DisableLabels {
-		cfg.Goroutines = nil
 	}
 	if cfg.Goroutines != nil && cfg.Goroutines.id == "" {
 		return nil, errors.New("middleware: Leaks: Goroutines must come from NewGoroutineMonitor")
@@ -80,21 +80,21 @@ func (cfg *LeaksConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 	span := trace.SpanFromContext(parent)
 	ctx, scope := transport.WithScope(parent)
 
-	if !cfg.DisableLabels {
+	if m := cfg.Goroutines; m != nil || cfg.ProfileLabels {
 		route := c.Path()
 		sc := span.SpanContext()
 		var labels pprof.LabelSet
-		switch m := cfg.Goroutines; {
+		switch profile := cfg.ProfileLabels && sc.IsValid(); {
 		case m != nil:
 			id := m.begin(route, sc, anomaly.ServerFrom(parent))
 			defer m.end(id)
 			reqID := strconv.FormatUint(id, 10)
-			if sc.IsValid() {
+			if profile {
 				labels = pprof.Labels(labelRoute, route, labelMonitor, m.id, labelRequest, reqID, labelTraceID, sc.TraceID().String())
 			} else {
 				labels = pprof.Labels(labelRoute, route, labelMonitor, m.id, labelRequest, reqID)
 			}
-		case sc.IsValid():
+		case profile:
 			labels = pprof.Labels(labelRoute, route, labelTraceID, sc.TraceID().String())
 		default:
 			labels = pprof.Labels(labelRoute, route)
@@ -105,7 +105,7 @@ func (cfg *LeaksConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 		// whatever labels it had (none, unless the server set some).
 		defer pprof.SetGoroutineLabels(parent)
 	}
-	c.SetRequest(req.WithContext(ctx))
+	withContext(c, ctx)
 
 	// Scope.End runs even if the handler panics: the bodies are leaked all
 	// the same, and a recover further out still answers.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -134,4 +135,33 @@ func TestLeakOnServerSpanWithHandlersLineAndRepaired(t *testing.T) {
 		t.Error("a handler that closed its body got telltale.leaks")
 	}
 	transport.VerifyNoOpenBodies(t, v.tr)
+}
+
+// The handler is labelled for profiles only when asked: with
+// ProfileLabels, its route and trace id; without, and without a goroutine
+// monitor, not at all.
+func TestLeaksProfileLabels(t *testing.T) {
+	for _, profile := range []bool{false, true} {
+		v := newEnv(t)
+		v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
+		v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{ProfileLabels: profile}))
+		got := make(chan string, 1)
+		v.e.GET("/users/:id", func(c echo.Context) error {
+			route, _ := pprof.Label(c.Request().Context(), vocab.LabelRoute)
+			traceID, _ := pprof.Label(c.Request().Context(), vocab.LabelTraceID)
+			got <- route + " " + traceID
+			return c.NoContent(http.StatusOK)
+		})
+		v.start(t)
+		v.do(t, http.MethodGet, "/users/1", nil)
+		labels := <-got
+		server := v.serverSpan(t, "GET /users/:id")
+		want := " "
+		if profile {
+			want = "/users/:id " + server.SpanContext().TraceID().String()
+		}
+		if labels != want {
+			t.Errorf("ProfileLabels %v: labels %q, want %q", profile, labels, want)
+		}
+	}
 }

@@ -99,7 +99,14 @@ func (cfg TraceConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 		otelhttp.WithServerName(cfg.ServerName),
 		otelhttp.WithSpanNameFormatter(names.format),
 	)
-	tc := &traceConfig{TraceConfig: cfg, names: names}
+	tc := &traceConfig{TraceConfig: cfg, names: names, tracer: replayTracer(cfg.TracerProvider)}
+	// A tracedRequest and otelhttp's handler bound to it are reused from
+	// request to request: two allocations less per request.
+	tc.pool.New = func() any {
+		t := &tracedRequest{cfg: tc}
+		t.handler = wrap(t)
+		return t
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if cfg.Skipper(c) {
@@ -117,8 +124,11 @@ func (cfg TraceConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 				res.Writer = w
 				c.SetRequest(req)
 			}()
-			t := &tracedRequest{c: c, next: next, cfg: tc, req: req, start: time.Now()}
-			wrap(t).ServeHTTP(w, req)
+			t := tc.pool.Get().(*tracedRequest)
+			t.c, t.next, t.req, t.start = c, next, req, time.Now()
+			t.handler.ServeHTTP(w, req)
+			*t = tracedRequest{cfg: tc, handler: t.handler}
+			tc.pool.Put(t)
 			return nil
 		}
 	}, nil
@@ -128,22 +138,30 @@ func (cfg TraceConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 type traceConfig struct {
 	TraceConfig
 	names    *spanNames
+	tracer   trace.Tracer // replays unsampled spans
+	pool     sync.Pool    // of *tracedRequest
 	warnOnce sync.Once
 }
 
 // tracedRequest runs the rest of the Echo chain inside otelhttp's handler.
-// For a request the head sampler dropped, it also describes the span that
-// package anomaly may export.
 type tracedRequest struct {
-	c     echo.Context
-	next  echo.HandlerFunc
-	cfg   *traceConfig
-	req   *http.Request // the request as it came, never reused
-	start time.Time
+	c       echo.Context
+	next    echo.HandlerFunc
+	cfg     *traceConfig
+	handler http.Handler  // otelhttp's, serving this tracedRequest
+	req     *http.Request // the request as it came, never reused
+	start   time.Time
+	u       *unsampled // when the head sampler dropped the request
+}
 
-	// An unsampled request's span, and what it would have carried: set
-	// when the request ends, from an echo.Context that is then reused.
-	srv      *anomaly.Server
+// unsampled is the span of a request the head sampler dropped, kept so
+// that package anomaly can export it if the request turns out anomalous,
+// and what it would have carried: set when the request ends, from an
+// echo.Context that is then reused.
+type unsampled struct {
+	anomaly.Server
+	cfg      *traceConfig
+	req      *http.Request
 	route    string
 	status   int
 	size     int64
@@ -155,8 +173,9 @@ func (t *tracedRequest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := t.c
 	span := trace.SpanFromContext(r.Context())
 	if !span.IsRecording() && span.SpanContext().IsValid() {
-		t.srv = anomaly.NewServer(r.Context(), t.cfg.replayTracer(), span.SpanContext(), t.start)
-		r = r.WithContext(t.srv)
+		t.u = &unsampled{cfg: t.cfg, req: t.req}
+		t.u.Init(r.Context(), t.cfg.tracer, span.SpanContext(), t.start)
+		r = r.WithContext(&t.u.Server)
 	}
 	// otelhttp's writer counts the status and the bytes written, and the
 	// request carries the span.
@@ -177,14 +196,17 @@ func (t *tracedRequest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.Error(err)
 		if c.Response().Status >= http.StatusInternalServerError {
 			rec := recorderOf(r.Context())
-			t.errType = errorType(err)
-			rec.setAttributes(semconv.ErrorTypeKey.String(t.errType))
+			typ := errorType(err)
+			if t.u != nil {
+				t.u.errType = typ
+			}
+			rec.setAttributes(semconv.ErrorTypeKey.String(typ))
 			rec.addEvent(semconv.ExceptionEventName, time.Now(),
 				semconv.ExceptionType(fmt.Sprintf("%T", err)),
 				semconv.ExceptionMessage(redactedMessage(err)))
 		}
 	}
-	if t.srv != nil {
+	if t.u != nil {
 		t.end(c.Response().Status)
 	}
 }
@@ -194,9 +216,9 @@ func (t *tracedRequest) recordPanic(span trace.Span) {
 		span.SetAttributes(semconv.HTTPResponseStatusCode(http.StatusInternalServerError), semconv.ErrorTypeKey.String(vocab.ErrorPanic))
 		span.SetStatus(codes.Error, "panic")
 	}
-	if t.srv != nil {
-		t.panicked, t.errType = true, vocab.ErrorPanic
-		t.srv.SetAttributes(semconv.ErrorTypeKey.String(vocab.ErrorPanic))
+	if t.u != nil {
+		t.u.panicked, t.u.errType = true, vocab.ErrorPanic
+		t.u.SetAttributes(semconv.ErrorTypeKey.String(vocab.ErrorPanic))
 		t.end(http.StatusInternalServerError)
 	}
 }
@@ -204,18 +226,19 @@ func (t *tracedRequest) recordPanic(span trace.Span) {
 // end ends an unsampled request: its span is exported now if the request
 // went wrong, later if something of it turns out to have.
 func (t *tracedRequest) end(status int) {
-	t.route, t.status, t.size = t.c.Path(), status, t.c.Response().Size
+	u := t.u
+	u.route, u.status, u.size = t.c.Path(), status, t.c.Response().Size
 	if status >= http.StatusInternalServerError {
-		t.srv.MarkAnomalous()
+		u.MarkAnomalous()
 	}
-	if t.srv.End(t, time.Now()) == anomaly.NoSampler {
+	if u.End(u, time.Now()) == anomaly.NoSampler {
 		t.cfg.noSampler()
 	}
 }
 
 // Describe implements anomaly.Describer: the span otelhttp would have
 // recorded for the request.
-func (t *tracedRequest) Describe() (string, trace.SpanContext, []attribute.KeyValue, codes.Code, string) {
+func (t *unsampled) Describe() (string, trace.SpanContext, []attribute.KeyValue, codes.Code, string) {
 	r := t.req
 	name := t.cfg.names.name(r.Method, t.route)
 	prop := t.cfg.Propagators
@@ -269,10 +292,10 @@ func splitHostPort(hostport string) (string, int) {
 	return host, port
 }
 
-// replayTracer is otelhttp's tracer of the configured provider: a replayed
-// span has the scope a sampled one has.
-func (cfg *traceConfig) replayTracer() trace.Tracer {
-	tp := cfg.TracerProvider
+// replayTracer is otelhttp's tracer of the provider (the global one when
+// nil, which delegates to whatever provider is set later): a replayed span
+// has the scope a sampled one has.
+func replayTracer(tp trace.TracerProvider) trace.Tracer {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}

@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -10,66 +11,108 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/telltale-go/telltale/sampling"
 	"github.com/telltale-go/telltale/transport"
 )
 
-// dropProcessor is a span processor that receives every span and keeps
-// none: the benchmarks measure instrumentation, not an exporter.
-type dropProcessor struct{}
+// The benchmarks compare, side by side in one run, a bare transport, plain
+// otelhttp and telltale over the same base, for sampled requests (every
+// span recorded) and unsampled ones (the head sampler drops them, as it
+// does for 90 to 99 % of production requests). Each request carries a
+// context deadline and a query string, as a handler behind the Deadline
+// middleware sends it; metrics go to a no-op meter; spans go to a batching
+// processor whose exporter discards them. otelhttp gets the SDK's provider
+// as users build it; telltale the one package sampling builds around the
+// same head sampler.
+//
+//	go test -run '^$' -bench 'RoundTrip' -benchmem -count 10 ./transport > bench.txt
+//	benchstat -row /upstream,/sampling -col /transport bench.txt
 
-func (dropProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-func (dropProcessor) OnEnd(sdktrace.ReadOnlySpan)                     {}
-func (dropProcessor) Shutdown(context.Context) error                  { return nil }
-func (dropProcessor) ForceFlush(context.Context) error                { return nil }
+type discardExporter struct{}
 
-// variants are the three transports compared side by side: the same
-// loopback server, the same base transport settings, the same tracer and
-// meter providers.
-func variants(b *testing.B) []struct {
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
+// samplers are the head samplers of the two sampling variants.
+var samplers = []struct {
+	name    string
+	sampler sdktrace.Sampler
+}{
+	{"sampled", sdktrace.AlwaysSample()},
+	{"unsampled", sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0))},
+}
+
+type variant struct {
 	name string
 	rt   http.RoundTripper
-} {
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(dropProcessor{}), sdktrace.WithSampler(sdktrace.AlwaysSample()))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	prop := propagation.TraceContext{}
+}
+
+// variants are the three transports over the same base, with sampler.
+func variants(b *testing.B, sampler sdktrace.Sampler, base func() http.RoundTripper) []variant {
+	plain := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(discardExporter{}))
+	telltale := sampling.NewTracerProvider(sampler, sdktrace.WithBatcher(discardExporter{}))
 	b.Cleanup(func() {
-		_ = tp.Shutdown(context.Background())
-		_ = mp.Shutdown(context.Background())
+		_ = plain.Shutdown(context.Background())
+		_ = telltale.Shutdown(context.Background())
 	})
-	base := func() *http.Transport {
+	mp := noop.NewMeterProvider()
+	prop := propagation.TraceContext{}
+	tt := transport.New(base(), transport.WithTracerProvider(telltale), transport.WithMeterProvider(mp),
+		transport.WithPropagators(prop), transport.WithLogger(discardLogger()))
+	b.Cleanup(func() { _ = tt.Close() })
+	return []variant{
+		{"bare", base()},
+		{"otelhttp", otelhttp.NewTransport(base(), otelhttp.WithTracerProvider(plain), otelhttp.WithMeterProvider(mp), otelhttp.WithPropagators(prop))},
+		{"telltale", tt},
+	}
+}
+
+// memoryUpstream answers at once with a 2 KiB body: what the transports
+// cost themselves, without network time.
+type memoryUpstream struct{ payload []byte }
+
+func (m memoryUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{
+		StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        http.Header{"Content-Type": {"application/json"}},
+		Body:          io.NopCloser(bytes.NewReader(m.payload)),
+		ContentLength: int64(len(m.payload)),
+		Request:       r,
+	}, nil
+}
+
+// upstreams are the memory upstream and a loopback server, each with the
+// base transport that reaches it.
+func upstreams(b *testing.B) []struct {
+	name string
+	url  string
+	base func() http.RoundTripper
+} {
+	payload := make([]byte, 2<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(payload) }))
+	b.Cleanup(srv.Close)
+	loopback := func() http.RoundTripper {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 100
 		b.Cleanup(t.CloseIdleConnections)
 		return t
 	}
-	tt := transport.New(base(), transport.WithTracerProvider(tp), transport.WithMeterProvider(mp),
-		transport.WithPropagators(prop), transport.WithLogger(discardLogger()))
-	b.Cleanup(func() { _ = tt.Close() })
 	return []struct {
 		name string
-		rt   http.RoundTripper
+		url  string
+		base func() http.RoundTripper
 	}{
-		{"bare", base()},
-		{"otelhttp", otelhttp.NewTransport(base(), otelhttp.WithTracerProvider(tp), otelhttp.WithMeterProvider(mp), otelhttp.WithPropagators(prop))},
-		{"telltale", tt},
+		{"memory", "http://memory.test/items?page=2", func() http.RoundTripper { return memoryUpstream{payload} }},
+		{"loopback", srv.URL + "/items?page=2", loopback},
 	}
 }
 
-func benchServer(b *testing.B) *httptest.Server {
-	payload := make([]byte, 2<<10)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = w.Write(payload)
-	}))
-	b.Cleanup(srv.Close)
-	return srv
-}
-
 // roundTrip does what a handler does: a request with the deadline the
-// telltale middleware gives it, the body read and closed.
+// middleware gives it, the body read and closed.
 func roundTrip(b *testing.B, c *http.Client, ctx context.Context, url string) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	resp, err := c.Do(req)
@@ -80,34 +123,43 @@ func roundTrip(b *testing.B, c *http.Client, ctx context.Context, url string) {
 	_ = resp.Body.Close()
 }
 
-// BenchmarkRoundTrip compares one GET of a 2 KiB body on loopback.
-// Summarise with: benchstat -col /transport bench.txt
-func BenchmarkRoundTrip(b *testing.B) { benchRoundTrips(b, false) }
+// BenchmarkRoundTrip is one GET of a 2 KiB body.
+func BenchmarkRoundTrip(b *testing.B) { benchRoundTrips(b, false, false) }
 
-// BenchmarkRoundTripParallel runs the same requests from GOMAXPROCS*4
-// goroutines: tracking must not serialise them on a lock.
-func BenchmarkRoundTripParallel(b *testing.B) { benchRoundTrips(b, true) }
+// BenchmarkRoundTripParallel sends the same requests, over loopback, from
+// 4×GOMAXPROCS goroutines: tracking must not serialise them on a lock.
+func BenchmarkRoundTripParallel(b *testing.B) { benchRoundTrips(b, true, true) }
 
-func benchRoundTrips(b *testing.B, parallel bool) {
-	srv := benchServer(b)
-	for _, v := range variants(b) {
-		b.Run("transport="+v.name, func(b *testing.B) {
-			c := &http.Client{Transport: v.rt}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-			defer cancel()
-			b.ReportAllocs()
-			if !parallel {
-				for b.Loop() {
-					roundTrip(b, c, ctx, srv.URL)
-				}
-				return
+func benchRoundTrips(b *testing.B, parallel, loopbackOnly bool) {
+	for _, up := range upstreams(b) {
+		if loopbackOnly && up.name != "loopback" {
+			continue
+		}
+		b.Run("upstream="+up.name, func(b *testing.B) {
+			for _, s := range samplers {
+				b.Run("sampling="+s.name, func(b *testing.B) {
+					for _, v := range variants(b, s.sampler, up.base) {
+						b.Run("transport="+v.name, func(b *testing.B) {
+							c := &http.Client{Transport: v.rt}
+							ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+							defer cancel()
+							b.ReportAllocs()
+							if !parallel {
+								for b.Loop() {
+									roundTrip(b, c, ctx, up.url)
+								}
+								return
+							}
+							b.SetParallelism(4)
+							b.RunParallel(func(pb *testing.PB) {
+								for pb.Next() {
+									roundTrip(b, c, ctx, up.url)
+								}
+							})
+						})
+					}
+				})
 			}
-			b.SetParallelism(4)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					roundTrip(b, c, ctx, srv.URL)
-				}
-			})
 		})
 	}
 }
@@ -115,11 +167,11 @@ func benchRoundTrips(b *testing.B, parallel bool) {
 // BenchmarkHeldOpenBody measures the heap held per response body left open
 // (bytes/open-body), connection buffers of client and server included: the
 // bare column is net/http's share, otelhttp adds its open span, telltale its
-// tracking. TestTrackingFootprint gives telltale's part exactly.
+// tracking. TestTrackingFootprint gives telltale's own part exactly.
 func BenchmarkHeldOpenBody(b *testing.B) {
-	srv := benchServer(b)
+	up := upstreams(b)[1]
 	const held = 200
-	for _, v := range variants(b) {
+	for _, v := range variants(b, sdktrace.AlwaysSample(), up.base) {
 		b.Run("transport="+v.name, func(b *testing.B) {
 			c := &http.Client{Transport: v.rt}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
@@ -137,7 +189,7 @@ func BenchmarkHeldOpenBody(b *testing.B) {
 				runtime.GC()
 				runtime.ReadMemStats(&before)
 				for range held {
-					req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+					req, _ := http.NewRequestWithContext(ctx, http.MethodGet, up.url, nil)
 					resp, err := c.Do(req)
 					if err != nil {
 						b.Fatal(err)

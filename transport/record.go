@@ -20,6 +20,7 @@ type record struct {
 
 	t      *Transport
 	req    *http.Request // the caller's request: read, never changed
+	sent   http.Request  // its copy that carries the record as its context, in the same allocation
 	start  time.Time
 	pcs    [callerDepth]uintptr
 	npcs   int

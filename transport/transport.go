@@ -93,7 +93,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			ctx, rec.cancel = context.WithTimeout(rec, t.cfg.timeout)
 		}
 	}
-	resp, err := t.otel.RoundTrip(req.WithContext(ctx))
+	rec.sent = *req.WithContext(ctx) // the copy WithContext makes stays on the stack
+	resp, err := t.otel.RoundTrip(&rec.sent)
 	if err != nil {
 		rec.release()
 		if typed, ok := err.(*errkind.Typed); ok {

@@ -52,14 +52,14 @@ type event struct {
 
 type serverKey struct{}
 
-// NewServer returns a new Server, which is also the context carrying it,
-// derived from ctx: the dropped server span self, started at start, to be
-// replayed with tracer (the server instrumentation's own). The Server is
-// not ended until [Server.End].
-func NewServer(ctx context.Context, tracer trace.Tracer, self trace.SpanContext, start time.Time) *Server {
-	s := &Server{Context: ctx, tracer: tracer, self: self, start: start}
+// Init sets up a Server embedded in its owner's struct (which saves an
+// allocation per unsampled request): the Server is then also the context
+// carrying it, derived from ctx, for the dropped server span self, started
+// at start, to be replayed with tracer (the server instrumentation's own).
+// It is not ended until [Server.End].
+func (s *Server) Init(ctx context.Context, tracer trace.Tracer, self trace.SpanContext, start time.Time) {
+	s.Context, s.tracer, s.self, s.start = ctx, tracer, self, start
 	s.attrs = s.buf[:0]
-	return s
 }
 
 // Value makes the Server the context that carries itself.

@@ -43,9 +43,10 @@ func (c *Context) Init(parent context.Context, key, val any) {
 }
 
 // InitDeadline makes c a child of parent with a deadline, which must not
-// be later than the parent's.
-func (c *Context) InitDeadline(parent context.Context, deadline time.Time) {
+// be later than the parent's, and whose Value(key) is val.
+func (c *Context) InitDeadline(parent context.Context, deadline time.Time, key, val any) {
 	c.parent, c.deadline, c.hasDeadline = parent, deadline, true
+	c.key, c.val = key, val
 }
 
 // Deadline implements context.Context.

@@ -18,7 +18,7 @@ type key struct{}
 func TestDeadlineBehavesLikeTheStandardOne(t *testing.T) {
 	var c lazyctx.Context
 	deadline := time.Now().Add(50 * time.Millisecond)
-	c.InitDeadline(context.Background(), deadline)
+	c.InitDeadline(context.Background(), deadline, nil, nil)
 	if d, ok := c.Deadline(); !ok || !d.Equal(deadline) || c.Err() != nil {
 		t.Fatalf("before the deadline: %v %v %v", d, ok, c.Err())
 	}
@@ -41,7 +41,7 @@ func TestDeadlineBehavesLikeTheStandardOne(t *testing.T) {
 // Err tells the deadline has passed even if nobody waited on Done.
 func TestErrWithoutDone(t *testing.T) {
 	var c lazyctx.Context
-	c.InitDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+	c.InitDeadline(context.Background(), time.Now().Add(-time.Millisecond), nil, nil)
 	if !errors.Is(c.Err(), context.DeadlineExceeded) {
 		t.Errorf("Err() = %v", c.Err())
 	}
@@ -82,7 +82,7 @@ func TestEndCancelsWithItsCause(t *testing.T) {
 // package does not know.
 func TestChildrenStartNoGoroutine(t *testing.T) {
 	var c lazyctx.Context
-	c.InitDeadline(context.Background(), time.Now().Add(time.Hour))
+	c.InitDeadline(context.Background(), time.Now().Add(time.Hour), nil, nil)
 	before := runtime.NumGoroutine()
 	var cancels []context.CancelFunc
 	for range 10 {

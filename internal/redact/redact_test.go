@@ -19,6 +19,9 @@ func FuzzURL(f *testing.F) {
 			return
 		}
 		out := URL(u)
+		if slow := slowURL(u); out != slow {
+			t.Fatalf("URL(%q) = %q, but url.URL.String writes %q", raw, out, slow)
+		}
 		if strings.Contains(out, "#") {
 			t.Fatalf("fragment survives in %q", out)
 		}
@@ -52,5 +55,16 @@ func TestMessage(t *testing.T) {
 		if got := Message(c.msg, c.raw); got != c.want {
 			t.Errorf("Message(%q, %q) = %q, want %q", c.msg, c.raw, got, c.want)
 		}
+	}
+}
+
+// The common URL — scheme, host, path, query — costs one allocation.
+func TestURLAllocatesOnce(t *testing.T) {
+	u, _ := url.Parse("https://user:pw@api.example.com:8443/v1/items?page=2&token=abc&flag")
+	if got := URL(u); got != "https://REDACTED@api.example.com:8443/v1/items?page=REDACTED&token=REDACTED&flag" {
+		t.Fatalf("URL = %q", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = URL(u) }); n != 1 {
+		t.Errorf("%v allocations, want 1", n)
 	}
 }

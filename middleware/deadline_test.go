@@ -529,3 +529,82 @@ func TestDeadlinePropagatesBetweenServices(t *testing.T) {
 		t.Errorf("the back's budget is %s, want what the front had left, about 900ms", got)
 	}
 }
+
+// Once the request context's Err is non-nil it never changes, as the
+// context contract says, even for a handler that only polls Err past its
+// deadline and never waits on Done; context.Cause agrees with it.
+func TestDeadlineErrIsSticky(t *testing.T) {
+	v := newEnv(t)
+	v.e.Use(ttmw.Deadline(20 * time.Millisecond))
+	type seen struct {
+		ctx        context.Context
+		err, cause error
+	}
+	got := make(chan seen, 1)
+	v.e.GET("/poll", func(c echo.Context) error {
+		ctx := c.Request().Context()
+		time.Sleep(40 * time.Millisecond) // past the deadline; only polls Err
+		got <- seen{ctx, ctx.Err(), context.Cause(ctx)}
+		return c.NoContent(http.StatusNoContent)
+	})
+	v.start(t)
+	v.do(t, http.MethodGet, "/poll", nil)
+	s := <-got
+	if !errors.Is(s.err, context.DeadlineExceeded) {
+		t.Fatalf("in the handler, past the deadline: Err %v", s.err)
+	}
+	if s.cause == nil {
+		t.Errorf("context.Cause = nil while Err = %v", s.err)
+	}
+	time.Sleep(20 * time.Millisecond) // net/http cancels the request context
+	if err := s.ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("after the request Err = %v; it was DeadlineExceeded before", err)
+	}
+}
+
+// When the deadline expires first and the client (whose own budget is a
+// little longer) goes away while the handler finishes, the request is a
+// 504: it failed because of its deadline.
+func TestDeadlineThenClientGoneIsDeadline(t *testing.T) {
+	v := newEnv(t)
+	upstream := blackHole(t)
+	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
+	v.e.Use(ttmw.Deadline(50 * time.Millisecond))
+	v.e.GET("/feed", func(c echo.Context) error {
+		req, _ := http.NewRequestWithContext(c.Request().Context(), http.MethodGet, upstream.URL, nil)
+		resp, err := v.client.Do(req) // fails at the deadline, 50ms
+		if err == nil {
+			resp.Body.Close()
+			return c.NoContent(http.StatusOK)
+		}
+		time.Sleep(100 * time.Millisecond) // clean-up that ignores the context
+		return echo.NewHTTPError(http.StatusBadGateway, "upstream failed").WithInternal(err)
+	})
+	v.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, v.srv.URL+"/feed", nil)
+	if resp, err := v.srv.Client().Do(req); err == nil {
+		resp.Body.Close()
+	}
+	s := v.serverSpan(t, "GET /feed")
+	if got := mustAttr(t, s, "http.response.status_code").AsInt64(); got != http.StatusGatewayTimeout {
+		t.Errorf("status code %d, want 504: the deadline ran out before the client left", got)
+	}
+	if hit, _ := attr(s, vocab.AttrDeadlineExceeded); !hit.AsBool() {
+		t.Error("not marked telltale.deadline.exceeded")
+	}
+}
+
+// Without MaxTimeout, the caller's header can shorten the timeout
+// TimeoutFunc chose, never lengthen it.
+func TestHeaderCannotLengthenTimeoutFuncDeadline(t *testing.T) {
+	_, probe, _ := deadlineProbe(t, ttmw.DeadlineConfig{
+		Timeout:     time.Second,
+		TrustHeader: true,
+		TimeoutFunc: func(echo.Context) time.Duration { return 50 * time.Millisecond },
+	})
+	if got, _ := probe(connect("1000")); got > 50*time.Millisecond {
+		t.Errorf("header 1000 with TimeoutFunc 50ms and no MaxTimeout: budget %s, want <= 50ms", got)
+	}
+}

@@ -165,3 +165,12 @@ func TestLeaksProfileLabels(t *testing.T) {
 		}
 	}
 }
+
+// A GoroutineMonitor not made by NewGoroutineMonitor is refused by
+// ToMiddleware, with an error saying so.
+func TestLeaksRejectsZeroMonitor(t *testing.T) {
+	_, err := ttmw.LeaksConfig{Goroutines: &ttmw.GoroutineMonitor{}}.ToMiddleware()
+	if err == nil || !strings.Contains(err.Error(), "NewGoroutineMonitor") {
+		t.Errorf("ToMiddleware with a zero GoroutineMonitor: err = %v", err)
+	}
+}

@@ -3,11 +3,14 @@ package middleware_test
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/labstack/echo/v4"
+	echomw "github.com/labstack/echo/v4/middleware"
 	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	ttmw "github.com/telltale-go/telltale/middleware"
 )
@@ -94,5 +97,69 @@ func TestTraceRecordsStatusAndErrorOnce(t *testing.T) {
 	}
 	if got := handled.Load(); got != 2 {
 		t.Errorf("error handler ran %d times for 2 errors", got)
+	}
+}
+
+// spanText is everything a span carries as text: status, attributes, event
+// attributes.
+func spanText(s sdktrace.ReadOnlySpan) string {
+	var b strings.Builder
+	b.WriteString(s.Status().Description)
+	for _, a := range s.Attributes() {
+		b.WriteString("\n" + string(a.Key) + "=" + a.Value.String())
+	}
+	for _, ev := range s.Events() {
+		for _, a := range ev.Attributes {
+			b.WriteString("\n" + ev.Name + "." + string(a.Key) + "=" + a.Value.String())
+		}
+	}
+	return b.String()
+}
+
+// The exception Trace records for a 5xx carries the handler's error text
+// with the query values of the URL a failed http.Client call names
+// redacted.
+func TestTraceExceptionRedactsQueryValues(t *testing.T) {
+	v := newEnv(t)
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close() // connection refused
+	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
+	v.e.GET("/call", func(c echo.Context) error {
+		req, _ := http.NewRequestWithContext(c.Request().Context(), http.MethodGet, deadURL+"/api?key=hunter2", nil)
+		resp, err := v.client.Do(req)
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadGateway, "upstream failed").WithInternal(err)
+		}
+		resp.Body.Close()
+		return c.NoContent(http.StatusOK)
+	})
+	v.start(t)
+	if code, _ := v.do(t, http.MethodGet, "/call", nil); code != http.StatusBadGateway {
+		t.Fatalf("status %d", code)
+	}
+	s := v.serverSpan(t, "GET /call")
+	if txt := spanText(s); strings.Contains(txt, "hunter2") {
+		t.Errorf("server span carries a query value:\n%s", txt)
+	}
+}
+
+// With Echo's Recover before Trace, as the package doc recommends, a
+// panicking handler's span records the 500 Recover answers, as an error.
+func TestPanicWithRecoverOutsideTraceIsRecorded(t *testing.T) {
+	v := newEnv(t)
+	v.e.Use(echomw.Recover())
+	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
+	v.e.GET("/panic", func(c echo.Context) error { panic("boom") })
+	v.start(t)
+	if code, _ := v.do(t, http.MethodGet, "/panic", nil); code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", code)
+	}
+	s := v.serverSpan(t, "GET /panic")
+	if got, ok := attr(s, "http.response.status_code"); !ok || got.AsInt64() != 500 {
+		t.Errorf("server span status code %v (present %v), want 500", got.AsInt64(), ok)
+	}
+	if s.Status().Code != codes.Error {
+		t.Errorf("server span status %v, want Error", s.Status())
 	}
 }

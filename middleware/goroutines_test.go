@@ -169,26 +169,34 @@ func TestGoroutineMonitorStartStop(t *testing.T) {
 	ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{}).Stop() // never started
 }
 
-// A monitor remembers a bounded number of ended requests; an orphan of a
-// forgotten request is still reported, without its end time.
-func TestGoroutineMonitorForgetsOldRequests(t *testing.T) {
+// forgottenOrphan serves, under a monitor with Grace and a history of 32
+// requests, a request to /orphan that leaves a goroutine behind, then
+// enough others that every shard of the history forgets its oldest.
+func forgottenOrphan(t *testing.T, grace time.Duration) (*ttmw.GoroutineMonitor, *fakeClock) {
+	t.Helper()
 	v := newEnv(t)
-	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{Grace: time.Second, History: 32})
+	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Interval: time.Second, Grace: grace, History: 32})
 	clock := newFakeClock(mon)
 	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
 	release := make(chan struct{})
-	defer close(release)
+	t.Cleanup(func() { close(release) })
 	v.e.GET("/orphan", func(c echo.Context) error {
 		go func() { <-release }()
 		return c.NoContent(http.StatusOK)
 	})
 	v.e.GET("/ok", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
 	v.start(t)
-
 	v.do(t, http.MethodGet, "/orphan", nil)
 	for range 100 {
 		v.do(t, http.MethodGet, "/ok", nil)
 	}
+	return mon, clock
+}
+
+// A monitor remembers a bounded number of ended requests; an orphan of a
+// forgotten request is still reported, without its end time.
+func TestGoroutineMonitorForgetsOldRequests(t *testing.T) {
+	mon, clock := forgottenOrphan(t, time.Second)
 	clock.Advance(2 * time.Second)
 	orphans := mon.Check()
 	if len(orphans) != 1 || orphans[0].Route != "/orphan" || !orphans[0].RequestEnded.IsZero() || orphans[0].TraceID != "" {
@@ -262,29 +270,14 @@ func TestMovingOrphanReportedOnce(t *testing.T) {
 // forgotten requests is less than Grace ago, and is reported, without an
 // end time, once it is more.
 func TestForgottenRequestStillGetsGrace(t *testing.T) {
-	v := newEnv(t)
-	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Interval: time.Second, Grace: 5 * time.Second, History: 32})
-	clock := newFakeClock(mon)
-	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
-	release := make(chan struct{})
-	defer close(release)
-	v.e.GET("/cleanup", func(c echo.Context) error {
-		go func() { <-release }()
-		return c.NoContent(http.StatusOK)
-	})
-	v.e.GET("/ok", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
-	v.start(t)
-	v.do(t, http.MethodGet, "/cleanup", nil)
-	for range 64 { // every shard forgets the oldest of its requests
-		v.do(t, http.MethodGet, "/ok", nil)
-	}
+	mon, clock := forgottenOrphan(t, 5*time.Second)
 	clock.Advance(4 * time.Second)
 	if o := mon.Check(); len(o) != 0 {
 		t.Errorf("%d goroutine(s) reported within Grace of their request's end: %+v", len(o), o)
 	}
 	clock.Advance(2 * time.Second)
-	if o := mon.Check(); len(o) != 1 || o[0].Route != "/cleanup" || !o[0].RequestEnded.IsZero() {
-		t.Errorf("past Grace: orphans %+v, want the /cleanup goroutine without its end time", o)
+	if o := mon.Check(); len(o) != 1 || o[0].Route != "/orphan" || !o[0].RequestEnded.IsZero() {
+		t.Errorf("past Grace: orphans %+v, want the /orphan goroutine without its end time", o)
 	}
 }
 

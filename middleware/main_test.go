@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
@@ -17,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/goleak"
 
+	"github.com/telltale-go/telltale/internal/testkit"
 	"github.com/telltale-go/telltale/sampling"
 	"github.com/telltale-go/telltale/transport"
 )
@@ -147,15 +147,6 @@ func attr(s sdktrace.ReadOnlySpan, key string) (attribute.Value, bool) {
 	return attrOf(s.Attributes(), key)
 }
 
-func attrOf(attrs []attribute.KeyValue, key string) (attribute.Value, bool) {
-	for _, a := range attrs {
-		if string(a.Key) == key {
-			return a.Value, true
-		}
-	}
-	return attribute.Value{}, false
-}
-
 func mustAttr(t *testing.T, s sdktrace.ReadOnlySpan, key string) attribute.Value {
 	t.Helper()
 	v, ok := attr(s, key)
@@ -163,19 +154,6 @@ func mustAttr(t *testing.T, s sdktrace.ReadOnlySpan, key string) attribute.Value
 		t.Fatalf("span %q has no attribute %s; has %v", s.Name(), key, s.Attributes())
 	}
 	return v
-}
-
-// eventually waits up to 5 s for cond to hold, checking it every 5 ms, and
-// fails the test, naming what it waited for, if it never does.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 5s for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // blackHole is an upstream that accepts requests and never answers, until
@@ -199,3 +177,8 @@ func payloadServer(t *testing.T) *httptest.Server {
 	srv, _ := countingUpstream(t, 1<<10)
 	return srv
 }
+
+var (
+	eventually = testkit.Eventually
+	attrOf     = testkit.AttrOf
+)

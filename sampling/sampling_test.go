@@ -1,11 +1,9 @@
 package sampling_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/telltale-go/telltale/internal/anomaly"
+	"github.com/telltale-go/telltale/internal/testkit"
 	"github.com/telltale-go/telltale/sampling"
 	"github.com/telltale-go/telltale/vocab"
 )
@@ -227,19 +226,4 @@ func (fixedIDs) NewIDs(context.Context) (trace.TraceID, trace.SpanID) {
 }
 func (fixedIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return trace.SpanID{3} }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testkit.SyncBuffer

@@ -2,14 +2,13 @@ package transport_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"net/http/httptrace"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/telltale-go/telltale/internal/faulty"
 	"github.com/telltale-go/telltale/transport"
 	"github.com/telltale-go/telltale/vocab"
 )
@@ -60,23 +59,9 @@ func TestCloseBeyondTheDrainLimitDropsTheConnection(t *testing.T) {
 // A trickling body is drained for at most the drain timeout: Close never
 // blocks longer.
 func TestDrainIsBoundedInTime(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "1000")
-		for range 1000 {
-			if _, err := w.Write([]byte("x")); err != nil {
-				return
-			}
-			w.(http.Flusher).Flush()
-			select {
-			case <-r.Context().Done():
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}))
-	defer srv.Close()
+	up := faulty.Counting(t, faulty.Trickle(10*time.Millisecond))
 	e := newEnv(t, nil, transport.WithDrain(1<<20, 50*time.Millisecond))
-	resp := get(t, e.client, context.Background(), srv.URL)
+	resp := get(t, e.client, context.Background(), up.URL)
 	start := time.Now()
 	_ = resp.Body.Close()
 	if took := time.Since(start); took > 500*time.Millisecond {

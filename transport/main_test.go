@@ -2,7 +2,6 @@ package transport_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -22,8 +20,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/goleak"
 
+	"github.com/telltale-go/telltale/internal/testkit"
 	"github.com/telltale-go/telltale/transport"
-	"github.com/telltale-go/telltale/vocab"
 )
 
 func TestMain(m *testing.M) {
@@ -100,28 +98,6 @@ func (e *env) sum(t *testing.T, name string, attr attribute.KeyValue) int64 {
 		}
 	}
 	return total
-}
-
-// eventually waits up to 5 s for cond, failing the test with what it waited
-// for.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 5s for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func attrOf(attrs []attribute.KeyValue, key string) (attribute.Value, bool) {
-	for _, a := range attrs {
-		if string(a.Key) == key {
-			return a.Value, true
-		}
-	}
-	return attribute.Value{}, false
 }
 
 func spanAttr(t *testing.T, s sdktrace.ReadOnlySpan, key string) attribute.Value {
@@ -254,26 +230,6 @@ func echoLine(rw io.ReadWriter, _ func()) {
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// syncBuffer is a log sink safe for the leak-reporting goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
-
 // keepingExporter keeps what it exported after shutdown, unlike
 // tracetest.InMemoryExporter.
 type keepingExporter struct {
@@ -302,4 +258,10 @@ func errorType(s sdktrace.ReadOnlySpan) string {
 	return v.AsString()
 }
 
-var _ = vocab.AttrBodyEnd
+var (
+	eventually = testkit.Eventually
+	attrOf     = testkit.AttrOf
+	slogTo     = testkit.Logger
+)
+
+type syncBuffer = testkit.SyncBuffer

@@ -88,20 +88,7 @@ func Faults() []Fault {
 		{
 			Name: "trickling body",
 			Start: func(t testing.TB) Upstream {
-				return Counting(t, func(w http.ResponseWriter, r *http.Request) {
-					w.Header().Set("Content-Length", "1000")
-					for range 1000 {
-						if _, err := w.Write([]byte("x")); err != nil {
-							return
-						}
-						w.(http.Flusher).Flush()
-						select {
-						case <-r.Context().Done():
-							return
-						case <-time.After(20 * time.Millisecond):
-						}
-					}
-				})
+				return Counting(t, Trickle(20*time.Millisecond))
 			},
 			ErrorType: vocab.ErrorDeadlineExceeded,
 		},
@@ -176,6 +163,25 @@ func Call(ctx context.Context, c *http.Client, url string) error {
 		return fmt.Errorf("upstream answered %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// Trickle serves a body of 1000 bytes, one byte every interval, until the
+// client goes away.
+func Trickle(every time.Duration) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		for range 1000 {
+			if _, err := w.Write([]byte("x")); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(every):
+			}
+		}
+	}
 }
 
 // Listen returns the address of a listener that accepts connections and

@@ -11,10 +11,14 @@ test: test-deps vet unit e2e soak ## everything CI runs
 test-deps: ## Chromium for the inspector page test (Debian package)
 	./scripts/test-deps.sh
 
-vet:
+# The oldest Go the library declares it builds with (go.mod's go line).
+MIN_GO := $(shell awk '/^go /{print $$2; exit}' go.mod)
+
+vet: ## gofmt, go vet, and go vet again with the oldest Go that go.mod declares (fetched from the module proxy once)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	cd demo && $(GO) vet ./...
+	GOTOOLCHAIN=go$(MIN_GO) $(GO) vet ./...
 
 unit: ## race tests of the library and the demo, fuzz seed corpora included
 	$(GO) test -race -count=1 -timeout 10m ./...

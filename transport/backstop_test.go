@@ -23,8 +23,8 @@ func TestBackstopAppliesWithoutADeadline(t *testing.T) {
 	}
 }
 
-// Long-lived requests — marked with LongLived, or asking for a protocol
-// upgrade — get no backstop: a stream or a tunnel outlives it.
+// A request marked LongLived gets no backstop: its stream outlives it. An
+// upgraded connection outlives it without the mark.
 func TestLongLivedRequestsHaveNoBackstop(t *testing.T) {
 	const backstop = 50 * time.Millisecond
 	t.Run("LongLived", func(t *testing.T) {

@@ -35,8 +35,11 @@ func TestOpenBodiesCostIsBoundedByWhatItShows(t *testing.T) {
 	time.Sleep(time.Millisecond)
 	bodies := openBodies(t, e.tr, 1000)
 	list := e.tr.OpenBodies(10)
-	if len(list) != 10 || !strings.HasSuffix(list[0].URL, "/first") || list[0].CallSite.File == "" {
-		t.Fatalf("OpenBodies(10) = %d bodies, first %+v", len(list), list[0])
+	if len(list) != 10 {
+		t.Fatalf("OpenBodies(10) = %d bodies", len(list))
+	}
+	if !strings.HasSuffix(list[0].URL, "/first") || list[0].CallSite.File == "" {
+		t.Errorf("the oldest open body is %+v, want /first with its call site", list[0])
 	}
 	for i := 1; i < len(list); i++ {
 		if list[i].Opened.Before(list[i-1].Opened) {

@@ -134,6 +134,10 @@ func (h *Harness) Run(ctx context.Context) []SuiteReport {
 func (h *Harness) runSuite(ctx context.Context, s Suite) SuiteReport {
 	rep := SuiteReport{Suite: s}
 	dir := filepath.Join(h.cfg.WorkDir, s.Name)
+	if err := os.RemoveAll(dir); err != nil { // the last run's files, its mark included
+		rep.Err = err
+		return rep
+	}
 	bins := map[string]string{}
 	trees := map[string]tree{}
 	for _, variant := range []string{"plain", "wrapped"} {
@@ -162,12 +166,17 @@ func (h *Harness) runSuite(ctx context.Context, s Suite) SuiteReport {
 	wg.Go(func() {
 		rep.Plain, plainErr = h.runTests(ctx, bins["plain"], trees["plain"], filepath.Join(dir, "plain.json"), "", skip, false)
 	})
+	mark := filepath.Join(dir, "wrapped.mark")
 	wg.Go(func() {
-		rep.Wrapped, wrapErr = h.runTests(ctx, bins["wrapped"], trees["wrapped"], filepath.Join(dir, "wrapped.json"), "", skip, true)
+		rep.Wrapped, wrapErr = h.runTests(ctx, bins["wrapped"], trees["wrapped"], filepath.Join(dir, "wrapped.json"), "", skip, true, wrap.MarkEnv+"="+mark)
 	})
 	wg.Wait()
 	if err := errors.Join(plainErr, wrapErr); err != nil {
 		rep.Err = err
+		return rep
+	}
+	if _, err := os.Stat(mark); err != nil {
+		rep.Err = fmt.Errorf("%s: the wrapped run never created a telltale transport: the patches no longer reach the package's requests", s.Name)
 		return rep
 	}
 	rep.Comparison = Compare(rep.Plain, rep.Wrapped)
@@ -269,9 +278,9 @@ func (h *Harness) build(ctx context.Context, modDir, pkg, bin string) error {
 }
 
 // runTests runs a test binary under test2json, in the package's directory
-// (and network namespace, when isolated), writes the events to jsonOut and
-// parses them.
-func (h *Harness) runTests(ctx context.Context, bin string, t tree, jsonOut, run, skip string, wrapped bool) (*Result, error) {
+// (and network namespace, when isolated), with env added to its
+// environment, writes the events to jsonOut and parses them.
+func (h *Harness) runTests(ctx context.Context, bin string, t tree, jsonOut, run, skip string, wrapped bool, env ...string) (*Result, error) {
 	args := []string{"-t", "-p", t.importPath}
 	if h.isolate {
 		args = append(append(args, "unshare"), isolation...)
@@ -290,7 +299,7 @@ func (h *Harness) runTests(ctx context.Context, bin string, t tree, jsonOut, run
 	defer cancel()
 	cmd := exec.CommandContext(ctx, h.test2json, args...)
 	cmd.Dir = t.pkgDir
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), env...)
 	if wrapped && h.cfg.NoBackstop {
 		cmd.Env = append(cmd.Env, wrap.NoBackstopEnv+"=1")
 	}

@@ -19,9 +19,14 @@ import (
 // gives requests that have none.
 const NoBackstopEnv = "TELLTALE_COMPAT_NO_BACKSTOP"
 
+// MarkEnv names a file that the first wrapper made creates, so that the
+// harness can tell a wrapped run that went through telltale from one whose
+// patch no longer reaches the package's requests.
+const MarkEnv = "TELLTALE_COMPAT_MARK"
+
 var (
-	wrapped     sync.Map // base http.RoundTripper → *transport.Transport
-	tracingOnce sync.Once
+	wrapped   sync.Map // base http.RoundTripper → *transport.Transport
+	firstOnce sync.Once
 )
 
 // Transport returns base wrapped by transport.New, the way an application
@@ -62,7 +67,12 @@ func newTransport(base http.RoundTripper) *transport.Transport {
 	// global provider is the fallback telltale documents; the option that
 	// sets it is left out so that the harness needs no more of telltale's
 	// API than New and WithLogger.
-	tracingOnce.Do(func() { otel.SetTracerProvider(sdktrace.NewTracerProvider()) })
+	firstOnce.Do(func() {
+		otel.SetTracerProvider(sdktrace.NewTracerProvider())
+		if mark := os.Getenv(MarkEnv); mark != "" {
+			_ = os.WriteFile(mark, nil, 0o644)
+		}
+	})
 	opts := []transport.Option{transport.WithLogger(slog.New(slog.DiscardHandler))}
 	if os.Getenv(NoBackstopEnv) == "1" {
 		opts = append(opts, transport.WithTimeout(0))

@@ -154,22 +154,33 @@ func (h *Harness) runSuite(ctx context.Context, s Suite) SuiteReport {
 		}
 		bins[variant], trees[variant] = bin, t
 	}
-	// The two runs go side by side: the suites mostly wait (retry
-	// back-offs, timeouts), and a test that fails only because of the
-	// company is run again alone before it counts.
+	// Isolated, the two runs go side by side: the suites mostly wait
+	// (retry back-offs, timeouts), and a test that fails only because of
+	// the company is run again alone before it counts. Unisolated, they
+	// would share the machine's ports (retryablehttp listens on a fixed
+	// one), so they take turns.
 	skip := skipPattern(s.Skip)
 	fmt.Fprintf(h.cfg.Log, "%s: running plain and wrapped\n", s.Name)
 	var (
 		wg                sync.WaitGroup
 		plainErr, wrapErr error
 	)
-	wg.Go(func() {
-		rep.Plain, plainErr = h.runTests(ctx, bins["plain"], trees["plain"], filepath.Join(dir, "plain.json"), "", skip, false)
-	})
 	mark := filepath.Join(dir, "wrapped.mark")
-	wg.Go(func() {
-		rep.Wrapped, wrapErr = h.runTests(ctx, bins["wrapped"], trees["wrapped"], filepath.Join(dir, "wrapped.json"), "", skip, true, wrap.MarkEnv+"="+mark)
-	})
+	runs := []func(){
+		func() {
+			rep.Plain, plainErr = h.runTests(ctx, bins["plain"], trees["plain"], filepath.Join(dir, "plain.json"), "", skip, false)
+		},
+		func() {
+			rep.Wrapped, wrapErr = h.runTests(ctx, bins["wrapped"], trees["wrapped"], filepath.Join(dir, "wrapped.json"), "", skip, true, wrap.MarkEnv+"="+mark)
+		},
+	}
+	for _, run := range runs {
+		if h.isolate {
+			wg.Go(run)
+		} else {
+			run()
+		}
+	}
 	wg.Wait()
 	if err := errors.Join(plainErr, wrapErr); err != nil {
 		rep.Err = err

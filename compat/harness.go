@@ -310,6 +310,7 @@ func (h *Harness) runTests(ctx context.Context, bin string, t tree, jsonOut, run
 	defer cancel()
 	cmd := exec.CommandContext(ctx, h.test2json, args...)
 	cmd.Dir = t.pkgDir
+	ownGroup(cmd)
 	cmd.Env = append(os.Environ(), env...)
 	if wrapped && h.cfg.NoBackstop {
 		cmd.Env = append(cmd.Env, wrap.NoBackstopEnv+"=1")

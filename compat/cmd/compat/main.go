@@ -1,7 +1,8 @@
 // Command compat runs third-party HTTP test suites plain and with their
 // transports wrapped by telltale, and prints the tests whose outcome
 // differs. It exits 1 when a test passes plain and fails wrapped (and still
-// does when run again alone), 2 when a suite cannot run.
+// does when run again alone), 2 when a suite cannot run, 130 when
+// interrupted.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -32,7 +34,7 @@ func run() int {
 		names = append(names, s.Name)
 	}
 	var (
-		root       = flag.String("root", "..", "root of the telltale repository to test")
+		root       = flag.String("root", "", "root of the telltale repository to test (default: the one holding the compat module of the current directory)")
 		work       = flag.String("work", filepath.Join(cache, "telltale", "compat"), "directory for the copies, binaries and go test -json output (kept, for reading; a stable path lets the build cache serve the next run)")
 		suites     = flag.String("suites", strings.Join(names, ","), "comma-separated suites to run")
 		timeout    = flag.Duration("timeout", 5*time.Minute, "bound of each test binary run (go test -timeout)")
@@ -43,6 +45,14 @@ func run() int {
 		lines      = flag.Int("lines", 60, "lines of output shown per differing test")
 	)
 	flag.Parse()
+	if *root == "" {
+		r, err := repositoryRoot()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "compat:", err)
+			return 2
+		}
+		*root = r
+	}
 
 	cfg := compat.Config{
 		RootDir: *root, WorkDir: *work, Timeout: *timeout, Reruns: *reruns,
@@ -69,6 +79,10 @@ func run() int {
 		return 2
 	}
 	reports := h.Run(ctx)
+	if ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "compat: interrupted; no report")
+		return 130
+	}
 	fmt.Printf("telltale compat: each suite run plain, then with every request through transport.New(base, transport.WithLogger(discard))")
 	if *noBackstop {
 		fmt.Print(" and transport.WithTimeout(0)")
@@ -91,4 +105,18 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// repositoryRoot is the parent of the compat module that holds the current
+// directory.
+func repositoryRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if filepath.Base(filepath.Dir(gomod)) != "compat" {
+		return "", fmt.Errorf("run in telltale's compat module, or give -root (the current module is %q)", gomod)
+	}
+	return filepath.Dir(filepath.Dir(gomod)), nil
 }

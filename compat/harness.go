@@ -53,6 +53,7 @@ type Harness struct {
 	rootDir   string
 	compatDir string
 	goroot    string
+	goRelease string // go env GOVERSION
 	test2json string // the binary of go tool test2json
 	goVersion string // of compat/go.mod
 	isolate   bool
@@ -68,11 +69,15 @@ func New(ctx context.Context, cfg Config) (*Harness, error) {
 		cfg.Log = io.Discard
 	}
 	h := &Harness{cfg: cfg, rootDir: root, compatDir: filepath.Join(root, "compat")}
-	out, err := h.goCmd(ctx, h.compatDir, "env", "GOROOT")
+	out, err := h.goCmd(ctx, h.compatDir, "env", "GOROOT", "GOVERSION")
 	if err != nil {
 		return nil, err
 	}
-	h.goroot = strings.TrimSpace(string(out))
+	env := strings.Fields(string(out))
+	if len(env) != 2 {
+		return nil, fmt.Errorf("compat: go env GOROOT GOVERSION printed %q", out)
+	}
+	h.goroot, h.goRelease = env[0], env[1]
 	// test2json is built on demand (into the build cache) by go tool.
 	if out, err = h.goCmd(ctx, h.compatDir, "tool", "-n", "test2json"); err != nil {
 		return nil, err
@@ -108,6 +113,7 @@ var isolation = []string{"-n", "sh", "-c", `ip link set lo up && exec "$@"`, "sh
 // A SuiteReport is the outcome of one suite.
 type SuiteReport struct {
 	Suite          Suite
+	Version        string // of the suite's module, or of Go
 	Plain, Wrapped *Result
 	Comparison     Comparison
 	// CopyCheck lists, for a standard library suite, the tests whose
@@ -154,6 +160,7 @@ func (h *Harness) runSuite(ctx context.Context, s Suite) SuiteReport {
 		}
 		bins[variant], trees[variant] = bin, t
 	}
+	rep.Version = trees["plain"].version
 	// Isolated, the two runs go side by side: the suites mostly wait
 	// (retry back-offs, timeouts), and a test that fails only because of
 	// the company is run again alone before it counts. Unisolated, they

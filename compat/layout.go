@@ -41,6 +41,7 @@ type tree struct {
 	modDir     string // the module root
 	pkgDir     string // the package's directory
 	importPath string // the package's import path
+	version    string // of the module, or of Go for a std package
 }
 
 // layout copies suite s into dir as a module that requires telltale and
@@ -113,7 +114,7 @@ func (h *Harness) layoutModule(ctx context.Context, s Suite, dir string) (tree, 
 	if err := h.mergeGoSum(dir); err != nil {
 		return tree{}, err
 	}
-	return tree{modDir: dir, pkgDir: dir, importPath: s.Module}, nil
+	return tree{modDir: dir, pkgDir: dir, importPath: s.Module, version: m.Version}, nil
 }
 
 // mergeGoSum adds compat's go.sum to the copy's, so that the modules
@@ -211,6 +212,7 @@ func (h *Harness) layoutStd(ctx context.Context, s Suite, dir string) (tree, err
 		modDir:     dir,
 		pkgDir:     filepath.Join(dir, filepath.FromSlash(s.Std)),
 		importPath: stdCopyModule + "/" + s.Std,
+		version:    h.goRelease,
 	}, nil
 }
 

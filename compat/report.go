@@ -55,9 +55,9 @@ func leaves(diffs []Diff) int {
 
 func writeSuite(w io.Writer, r SuiteReport, maxLines int) {
 	s := r.Suite
-	what := s.Module
-	if what == "" {
-		what = s.Std + " (copied from GOROOT)"
+	what := s.Module + " " + r.Version
+	if s.Module == "" {
+		what = s.Std + " of " + r.Version + " (copied from GOROOT)"
 	}
 	fmt.Fprintf(w, "== %s: %s\n", s.Name, what)
 	if r.Err != nil {

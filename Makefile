@@ -1,7 +1,9 @@
 # telltale: the two commands a new user needs are `make demo` and `make test`.
 GO ?= go
+# Flags of the compat harness, e.g. make compat COMPAT_ARGS='-suites httputil -race'
+COMPAT_ARGS ?=
 
-.PHONY: demo test test-deps vet unit e2e soak bench
+.PHONY: demo test test-deps vet unit e2e soak bench compat
 
 demo: ## build and start Jaeger, the upstreams and both gateways; run the scenarios; print the report
 	$(MAKE) -C demo run
@@ -32,3 +34,7 @@ soak: ## 30 s of load on the guarded gateway: goroutines, connections and heap s
 
 bench: ## side-by-side benchmarks summarised with benchstat (see README)
 	./scripts/bench.sh
+
+compat: ## retryablehttp's, resty's and httputil's own test suites, plain and with their transports wrapped by telltale; fails when a test passes plain only (compat/README.md)
+	cd compat && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd compat && $(GO) run ./cmd/compat $(COMPAT_ARGS)

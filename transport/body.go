@@ -30,6 +30,13 @@ func (t *Transport) track(rec *record, resp *http.Response) *http.Response {
 	if orig.Body == nil {
 		orig.Body = http.NoBody // as otelhttp makes it, for RoundTrippers that leave it nil
 	}
+	if orig.Request == rec.forwarded {
+		// Response.Request is the request the caller sent, as the base
+		// transport alone would have answered it, not the copy telltale
+		// and otelhttp forwarded (with a backstop deadline and a
+		// traceparent).
+		orig.Request = rec.req
+	}
 	if holdsNothing(rec.under) {
 		// http.NoBody, HTTP/2's empty bodies: nothing can leak. The
 		// caller gets the body as the base returned it.

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"io"
+	"strings"
 	"time"
 )
 
@@ -11,7 +12,9 @@ import (
 // whether it reached the end.
 func (r *record) drain() (int64, bool) {
 	limit := r.t.cfg.drainLimit
-	if limit <= 0 || r.upgraded { // a connection, not a response: nothing to reuse
+	if limit <= 0 || r.upgraded || r.stream() {
+		// A connection, or a stream that does not end: nothing to
+		// reuse, and Close returns at once.
 		return 0, false
 	}
 	// Closing the body unblocks a read in progress; the connection is then
@@ -28,4 +31,15 @@ func (r *record) drain() (int64, bool) {
 		return n + int64(m), m == 0 && err == io.EOF
 	}
 	return n, false
+}
+
+// stream reports whether the body is a stream that goes on until one side
+// closes it: the request was made LongLived, or the upstream answered with
+// server-sent events.
+func (r *record) stream() bool {
+	if longLived(r.req) {
+		return true
+	}
+	ct := r.orig.Header.Get("Content-Type")
+	return len(ct) >= len("text/event-stream") && strings.EqualFold(ct[:len("text/event-stream")], "text/event-stream")
 }

@@ -2,6 +2,8 @@ package transport_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"testing"
 	"time"
@@ -69,4 +71,48 @@ func TestDrainIsBoundedInTime(t *testing.T) {
 	}
 	e.waitEnded(t, 1)
 	transport.VerifyNoOpenBodies(t, e.tr)
+}
+
+// A stream — server-sent events, or a request made LongLived — is not
+// drained: Close returns at once, without reading what the caller never
+// asked for, as the plain transport's does.
+func TestStreamsAreNotDrained(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/events" {
+			w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+		}
+		for {
+			if _, err := w.Write([]byte("data: tick\n\n")); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}))
+	defer srv.Close()
+	e := newEnv(t, nil, transport.WithDrain(1<<20, 2*time.Second))
+	for name, c := range map[string]struct {
+		ctx context.Context
+		url string
+	}{
+		"server-sent events": {context.Background(), srv.URL + "/events"},
+		"LongLived":          {transport.LongLived(context.Background()), srv.URL + "/stream"},
+	} {
+		resp := get(t, e.client, c.ctx, c.url)
+		if _, err := resp.Body.Read(make([]byte, 5)); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_ = resp.Body.Close()
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("%s: Close took %s: it waited for the drain", name, took)
+		}
+	}
+	if got := e.sum(t, vocab.MetricBytesDrained, attribute.KeyValue{}); got != 0 {
+		t.Errorf("%s = %d: a stream was drained", vocab.MetricBytesDrained, got)
+	}
 }

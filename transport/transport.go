@@ -127,6 +127,7 @@ func (in innerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		t.recordSent(rec)
 	}
 
+	rec.forwarded = r
 	resp, err := t.base.RoundTrip(r)
 	rec.headers = time.Now()
 	if err != nil {

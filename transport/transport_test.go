@@ -99,6 +99,22 @@ func TestErrorsAreTheBaseTransportsOwn(t *testing.T) {
 	}
 }
 
+// Response.Request is the request the caller sent, as with the plain
+// transport, not the copy telltale and otelhttp forwarded.
+func TestResponseRequestIsTheCallers(t *testing.T) {
+	srv := payloadServer(t, 10)
+	e := newEnv(t, nil)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	resp, err := e.tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drainClose(resp)
+	if resp.Request != req {
+		t.Errorf("resp.Request = %p (traceparent %q), want the caller's %p", resp.Request, resp.Request.Header.Get("Traceparent"), req)
+	}
+}
+
 // A hand-written RoundTripper's response — the most common test double —
 // reaches the caller with its body whatever its ContentLength says; a nil
 // body becomes http.NoBody, as with otelhttp.

@@ -46,7 +46,7 @@ func TestErrorsAreTheBaseTransportsOwn(t *testing.T) {
 	cases := []struct {
 		name      string
 		url       func(t *testing.T) string
-		timeout   time.Duration
+		timeout   time.Duration // negative: canceled after that long
 		check     func(t *testing.T, inner error)
 		errorType string
 	}{
@@ -65,13 +65,25 @@ func TestErrorsAreTheBaseTransportsOwn(t *testing.T) {
 				t.Errorf("url.Error.Err = %T %v, want context.DeadlineExceeded itself", inner, inner)
 			}
 		}, vocab.ErrorDeadlineExceeded},
+		{"canceled", blackHole, -100 * time.Millisecond, func(t *testing.T, inner error) {
+			if inner != context.Canceled {
+				t.Errorf("url.Error.Err = %T %v, want context.Canceled itself", inner, inner)
+			}
+		}, vocab.ErrorCanceled},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			u := c.url(t)
 			call := func(client *http.Client) *url.Error {
-				ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+				d := c.timeout
+				if d < 0 {
+					d = time.Second
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), d)
 				defer cancel()
+				if c.timeout < 0 { // the caller gives up first: canceled
+					time.AfterFunc(-c.timeout, cancel)
+				}
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 				resp, err := client.Do(req)
 				if err == nil {

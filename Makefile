@@ -5,10 +5,10 @@ COMPAT_ARGS ?=
 
 .PHONY: demo test test-deps vet unit e2e soak bench compat
 
-demo: ## build and start Jaeger, the upstreams and both gateways; run the scenarios; print the report
+demo: ## build and start Jaeger, the upstreams and the three gateways; run the scenarios; print the report
 	$(MAKE) -C demo run
 
-test: test-deps vet unit e2e soak ## everything CI runs
+test: test-deps vet unit e2e soak compat ## everything CI runs
 
 test-deps: ## Chromium for the inspector page test (Debian package)
 	./scripts/test-deps.sh

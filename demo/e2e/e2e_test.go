@@ -75,7 +75,7 @@ func TestE2E(t *testing.T) {
 	}
 	out := filepath.Join(tmp, "results.json")
 	run := exec.CommandContext(ctx, demo, "-exit", "-otlp", jaeger.OTLPHTTP,
-		"-scenario", "leak,dead,blackhole", "-requests", "20", "-rps", "20", "-settle", "2s",
+		"-scenario", "leak,dead,blackhole", "-requests", "20", "-rps", "20", "-settle", "2s", "-sample", "1",
 		"-json", out, "-logs", tmp)
 	run.Env = append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT=")
 	report, err := run.CombinedOutput()

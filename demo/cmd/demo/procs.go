@@ -70,14 +70,26 @@ type gatewayProc struct {
 	lastSeq int64
 }
 
+// gatewaySpec is how to start one gateway process.
+type gatewaySpec struct {
+	mode          string  // naive, first-fix or guarded
+	service       string  // service.name of its traces
+	otlp          string  // OTLP/HTTP base URL; empty: the OTEL_EXPORTER_OTLP_* variables
+	logFile       string  // where its stderr goes
+	sample        float64 // head-sampling ratio
+	anomalyBudget int     // guarded: anomaly traces a second
+	traceURL      string  // guarded: trace UI URL with {trace_id}, for the inspector
+}
+
 // startGateway runs this same executable as a gateway and waits until it
 // serves.
-func startGateway(ctx context.Context, mode, service, otlp, logFile string, ups upstreamSet) (*gatewayProc, error) {
+func startGateway(ctx context.Context, spec gatewaySpec, ups upstreamSet) (*gatewayProc, error) {
+	mode, logFile := spec.mode, spec.logFile
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	spec, err := json.Marshal(gateway.Describe(ups))
+	upstreams, err := json.Marshal(gateway.Describe(ups))
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
@@ -86,7 +98,12 @@ func startGateway(ctx context.Context, mode, service, otlp, logFile string, ups 
 		return nil, fmt.Errorf("demo: %w", err)
 	}
 	defer log.Close()
-	cmd := exec.Command(self, gatewayCommand, "-mode", mode, "-service", service, "-otlp", otlp, "-upstreams", string(spec))
+	args := []string{gatewayCommand, "-mode", mode, "-service", spec.service, "-otlp", spec.otlp, "-upstreams", string(upstreams),
+		"-sample", strconv.FormatFloat(spec.sample, 'g', -1, 64)}
+	if mode == modeGuarded {
+		args = append(args, "-anomaly-budget", strconv.Itoa(spec.anomalyBudget), "-trace-url", spec.traceURL)
+	}
+	cmd := exec.Command(self, args...)
 	cmd.Stderr = log
 	// Its own process group: on Ctrl-C the runner stops the gateways itself,
 	// after flushing them.
@@ -102,7 +119,7 @@ func startGateway(ctx context.Context, mode, service, otlp, logFile string, ups 
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("demo: start %s gateway: %w", mode, err)
 	}
-	g := &gatewayProc{mode: mode, service: service, ups: ups, cmd: cmd, stdin: stdin, done: make(chan struct{}), http: &http.Client{Timeout: 10 * time.Second}}
+	g := &gatewayProc{mode: mode, service: spec.service, ups: ups, cmd: cmd, stdin: stdin, done: make(chan struct{}), http: &http.Client{Timeout: 10 * time.Second}}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)

@@ -73,15 +73,30 @@ type gatewayResult struct {
 	ConnsAfter       int64  `json:"conns_after"`
 	HeapPeak         uint64 `json:"heap_peak"`
 	HeapAfter        uint64 `json:"heap_after"`
-	// ClientSpansOpen counts the client spans the gateway started since it
-	// began that had not ended when the scenario was over: spans that are
-	// not exported, so Jaeger cannot show them.
+	// ClientSpansOpen counts the recorded client spans the gateway started
+	// since it began that had not ended when the scenario was over: spans
+	// that are not exported although recorded. The gateway records only the
+	// spans of sampled requests (and, guarded, the spans telltale replays),
+	// so with head sampling it counts the sampled requests' alone.
 	ClientSpansOpen int64               `json:"client_spans_open"`
 	ErrorTypes      map[string]int64    `json:"error_types"`
 	Events          map[string]int64    `json:"events"`
 	Findings        []telemetry.Finding `json:"findings,omitempty"`
 	// TraceIDs are the trace ids of the scenario's requests, in order.
 	TraceIDs []string `json:"trace_ids"`
+	// Anomalous counts the requests that were anomalous: answered with an
+	// error status or not at all, answered a partial feed, or served on
+	// the leaking route. AnomalousTraceIDs are their trace ids (a request
+	// that got no answer has none).
+	Anomalous         int      `json:"anomalous"`
+	AnomalousTraceIDs []string `json:"anomalous_trace_ids"`
+	// AnomalyTraces (guarded only) are what telltale's sampler did during
+	// the scenario: anomaly traces of unsampled requests exported, and
+	// refused over its budget.
+	AnomalyTraces *telemetry.AnomalyCounts `json:"anomaly_traces,omitempty"`
+	// Jaeger is what Jaeger holds of the scenario's traces; nil when they
+	// were not looked up.
+	Jaeger *jaegerCheck `json:"jaeger,omitempty"`
 	// Answers counts the answers by HTTP status ("no answer" when none came).
 	Answers map[string]int `json:"answers"`
 	// Outage is how long the faults of an outage scenario lasted for this
@@ -228,11 +243,21 @@ func (sc scenario) run(ctx context.Context, client *http.Client, gws []*gatewayP
 			} else {
 				r.Answers[strconv.Itoa(lr.Status)]++
 			}
-			if lr.Header[gateway.MissingHeader] != "" && lr.Status == http.StatusOK {
+			partial := lr.Header[gateway.MissingHeader] != "" && lr.Status == http.StatusOK
+			if partial {
 				r.Partial++
 			}
-			if id := lr.Header[gateway.TraceIDHeader]; id != "" {
+			failed := lr.Err != "" || lr.Status < 200 || lr.Status >= 300
+			anomalous := failed || partial || sc.path == gateway.CountPath
+			id := lr.Header[gateway.TraceIDHeader]
+			if id != "" {
 				r.TraceIDs = append(r.TraceIDs, id)
+			}
+			if anomalous {
+				r.Anomalous++
+				if id != "" {
+					r.AnomalousTraceIDs = append(r.AnomalousTraceIDs, id)
+				}
 			}
 			if lr.Err != "" && !seen[lr.Err] && len(r.Errors) < 3 {
 				seen[lr.Err] = true
@@ -254,6 +279,9 @@ func (sc scenario) run(ctx context.Context, client *http.Client, gws []*gatewayP
 		r.Events = diff(st.Spans.Events, b.Events)
 		r.Findings = st.Spans.Findings
 		g.lastSeq = st.Spans.LastSeq
+		if a, b := st.Anomalies, before[i].Anomalies; a != nil && b != nil {
+			r.AnomalyTraces = &telemetry.AnomalyCounts{Exported: a.Exported - b.Exported, OverBudget: a.OverBudget - b.OverBudget}
+		}
 	}
 	return res, nil
 }

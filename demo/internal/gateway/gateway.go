@@ -109,6 +109,13 @@ type Config struct {
 	Recorder *telemetry.Recorder
 	// Flush is called by [FlushPath]; nil does nothing.
 	Flush func() error
+	// Anomalies, for the guarded gateway, are the counters of telltale's
+	// sampler, served by [StatsPath]; nil serves none.
+	Anomalies *telemetry.AnomalyCounter
+	// TraceURL, for the guarded gateway, makes the trace ids of its
+	// inspector links into a trace UI: a URL in which {trace_id} stands for
+	// the id. Empty shows plain ids.
+	TraceURL string
 	// FirstFix, for the naive gateway only, races its feed's fan-out
 	// against time.After(FirstFix) (the incident's first fix,
 	// [FirstFixTimeout]); zero keeps the original, which waits for every
@@ -124,6 +131,8 @@ type Stats struct {
 	HeapInuse uint64 `json:"heap_inuse"`
 	// Spans are the recorder's counts and findings.
 	Spans telemetry.Snapshot `json:"spans"`
+	// Anomalies are the totals of telltale's sampler (guarded only).
+	Anomalies *telemetry.AnomalyCounts `json:"anomalies,omitempty"`
 	// Transport holds telltale's transport statistics (guarded only).
 	Transport any `json:"transport,omitempty"`
 }
@@ -141,6 +150,11 @@ func statsHandler(cfg Config, transport func() any) http.Handler {
 		if cfg.Recorder != nil {
 			since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
 			st.Spans = cfg.Recorder.Snapshot(since)
+		}
+		if cfg.Anomalies != nil {
+			if n, err := cfg.Anomalies.Counts(r.Context()); err == nil {
+				st.Anomalies = &n
+			}
 		}
 		if transport != nil {
 			st.Transport = transport()

@@ -62,7 +62,7 @@ func NewGuarded(cfg Config, logger *slog.Logger) (http.Handler, func() error) {
 	e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: monitor}))
 	e.GET(FeedPath, g.feed)
 	e.GET(CountPath, g.count)
-	e.GET(InspectorPath, ttmw.Inspector(ttmw.InspectorConfig{Transports: []*transport.Transport{tr}, Goroutines: monitor}))
+	e.GET(InspectorPath, ttmw.Inspector(ttmw.InspectorConfig{Transports: []*transport.Transport{tr}, Goroutines: monitor, TraceURL: cfg.TraceURL}))
 
 	stats := func() any {
 		return guardedStats{Transport: tr.Stats(), OrphanedGoroutines: len(monitor.Orphans())}

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/telltale-go/telltale/sampling"
 	"github.com/telltale-go/telltale/vocab"
 )
 
@@ -25,16 +27,48 @@ const (
 	EventSlow   = vocab.EventUpstreamSlow
 )
 
-// NewProvider returns a tracer provider for service that exports over
-// OTLP/HTTP to endpoint (a URL such as http://127.0.0.1:4318; empty means the
-// OTEL_EXPORTER_OTLP_* environment variables decide), and the [Recorder]
-// registered on it. Shut the provider down to flush it.
-func NewProvider(ctx context.Context, service, endpoint string) (*sdktrace.TracerProvider, *Recorder, error) {
+// Config configures [NewProvider].
+type Config struct {
+	// Service is the service.name of the traces.
+	Service string
+	// Endpoint is the OTLP/HTTP base URL to export to, such as
+	// http://127.0.0.1:4318; empty means the OTEL_EXPORTER_OTLP_*
+	// environment variables decide.
+	Endpoint string
+	// SampleRatio is the head sampler's ratio: every provider samples with
+	// ParentBased(TraceIDRatioBased(SampleRatio)), 1 keeping every trace.
+	SampleRatio float64
+	// AnomalyBudget, when positive, builds the provider with telltale's
+	// sampling.NewTracerProvider: the same head sampler, plus the traces
+	// of unsampled requests in which telltale found an anomaly, at most
+	// AnomalyBudget a second. Zero builds a plain sdktrace provider (the
+	// naive gateways have no telltale to find anomalies).
+	AnomalyBudget int
+	// Anomalies, if set with AnomalyBudget, receives the sampler's
+	// counters of anomaly traces exported and over the budget.
+	Anomalies *AnomalyCounter
+	// Logger receives the sampler's warnings; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// HeadSampler is the sampler every gateway uses: a trace started by a
+// request is kept with probability ratio, and the spans of a request follow
+// its parent's decision.
+func HeadSampler(ratio float64) sdktrace.Sampler {
+	return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))
+}
+
+// NewProvider returns a tracer provider that samples and exports as cfg
+// says, and the [Recorder] registered on it. The recorder sees what the
+// provider records, which is what it exports: the spans of sampled
+// requests and, with cfg.AnomalyBudget, the spans telltale replays. Shut
+// the provider down to flush it.
+func NewProvider(ctx context.Context, cfg Config) (*sdktrace.TracerProvider, *Recorder, error) {
 	var opts []otlptracehttp.Option
-	if endpoint != "" {
-		// endpoint is a base URL, like OTEL_EXPORTER_OTLP_ENDPOINT: the
+	if cfg.Endpoint != "" {
+		// Endpoint is a base URL, like OTEL_EXPORTER_OTLP_ENDPOINT: the
 		// signal's path is appended (WithEndpointURL would use it as is).
-		u, err := ParseEndpoint(endpoint)
+		u, err := ParseEndpoint(cfg.Endpoint)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -47,18 +81,28 @@ func NewProvider(ctx context.Context, service, endpoint string) (*sdktrace.Trace
 	if err != nil {
 		return nil, nil, fmt.Errorf("telemetry: OTLP exporter: %w", err)
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(cfg.Service)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
 	rec := NewRecorder()
-	tp := sdktrace.NewTracerProvider(
+	tpOpts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
 		sdktrace.WithSpanProcessor(rec),
 		// A short batch timeout so traces reach Jaeger while the demo runs.
 		sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(500*time.Millisecond)),
-	)
-	return tp, rec, nil
+	}
+	head := HeadSampler(cfg.SampleRatio)
+	if cfg.AnomalyBudget <= 0 {
+		return sdktrace.NewTracerProvider(append(tpOpts, sdktrace.WithSampler(head))...), rec, nil
+	}
+	sopts := []sampling.Option{sampling.WithBudget(cfg.AnomalyBudget), sampling.WithLogger(cfg.Logger)}
+	if cfg.Anomalies != nil {
+		sopts = append(sopts, sampling.WithMeterProvider(cfg.Anomalies.provider))
+	}
+	// telltale's set-up line: the head sampler unchanged, the anomalies of
+	// the requests it drops exported within the budget.
+	return sampling.NewTracerProvider(sampling.Sampler(head, sopts...), tpOpts...), rec, nil
 }
 
 // ParseEndpoint checks an OTLP/HTTP base URL such as http://127.0.0.1:4318.

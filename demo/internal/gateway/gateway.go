@@ -17,7 +17,7 @@ import (
 	"github.com/telltale-go/telltale/demo/internal/upstream"
 )
 
-// Routes served by both gateways.
+// Routes served by every gateway.
 const (
 	// FeedPath fans out to every upstream and merges their items.
 	FeedPath = "/api/feed"
@@ -30,7 +30,7 @@ const (
 	FlushPath = "/debug/demo/flush"
 )
 
-// Response headers set by both gateways, read by the load driver.
+// Response headers set by every gateway, read by the load driver.
 const (
 	// TraceIDHeader carries the trace id of the request's server span.
 	TraceIDHeader = "X-Trace-Id"
@@ -98,7 +98,8 @@ type Count struct {
 // gateway's limit.
 var ErrBodyTooLarge = errors.New("gateway: upstream body too large")
 
-// Config configures either gateway.
+// Config configures a gateway: the naive one (with or without its first
+// fix) or the guarded one.
 type Config struct {
 	// Upstreams are called by [FeedPath]; the first one is also the one
 	// [CountPath] calls.
@@ -202,11 +203,6 @@ func itemsURL(up Upstream) string { return up.URL + "/items" }
 
 // maxBody bounds what the guarded gateway decodes from one upstream.
 const maxBody = 1 << 20
-
-// maxDrain bounds what the guarded gateway reads past the document so the
-// connection can be reused; beyond it, closing (and losing the connection)
-// is cheaper.
-const maxDrain = 64 << 10
 
 // limitedReader fails with [ErrBodyTooLarge] past n bytes, where
 // io.LimitReader would report a silent EOF and a truncated document.

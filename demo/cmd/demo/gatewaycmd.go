@@ -99,7 +99,9 @@ func runGateway(args []string) error {
 		defer cancel()
 		return tp.ForceFlush(fctx)
 	}
-	cfg := gateway.Config{Upstreams: upstreams, TracerProvider: tp, Recorder: rec, Flush: flush, Anomalies: tcfg.Anomalies, TraceURL: *traceURL}
+	probe := gateway.StartProbe()
+	defer probe.Close()
+	cfg := gateway.Config{Upstreams: upstreams, TracerProvider: tp, Recorder: rec, Flush: flush, Anomalies: tcfg.Anomalies, TraceURL: *traceURL, Probe: probe}
 
 	var h http.Handler
 	closeApp := func() error { return nil }

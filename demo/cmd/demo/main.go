@@ -47,6 +47,7 @@ var errInterrupted = errors.New("demo: interrupted before the report; everything
 type options struct {
 	scenarios     []scenario
 	gateways      []string
+	oneByOne      map[string]bool // scenarios whose gateways run one after another
 	load          loadOptions
 	sample        float64
 	anomalyBudget int
@@ -78,6 +79,9 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	names := fs.String("scenario", "all", "scenarios to run, comma-separated: all, or any of "+scenarioNames())
 	gwNames := fs.String("gateways", strings.Join(gatewayModes, ","), "gateways to run, comma-separated, in the report's order")
+	oneByOne := fs.String("one-by-one", "huge",
+		"scenarios whose gateways run one after another, each with the machine to itself, instead of at the same time: "+
+			"none, all, or a comma-separated list (in huge, the naive gateways decoding hundreds of 4 MiB bodies starve the others of CPU)")
 	fs.Float64Var(&o.load.rps, "rps", 50, "requests per second sent to each gateway")
 	fs.IntVar(&o.load.requests, "requests", 0, "requests per gateway and scenario (overrides -duration)")
 	fs.DurationVar(&o.load.duration, "duration", 5*time.Second, "load duration per scenario")
@@ -104,6 +108,22 @@ func parseFlags(args []string) (options, error) {
 				return o, fmt.Errorf("demo: unknown scenario %q (want all or %s)", n, scenarioNames())
 			}
 			o.scenarios = append(o.scenarios, sc)
+		}
+	}
+	o.oneByOne = map[string]bool{}
+	switch *oneByOne {
+	case "none", "":
+	case "all":
+		for _, sc := range scenarios {
+			o.oneByOne[sc.name] = true
+		}
+	default:
+		for _, n := range strings.Split(*oneByOne, ",") {
+			sc, ok := scenarioByName(strings.TrimSpace(n))
+			if !ok {
+				return o, fmt.Errorf("demo: -one-by-one: unknown scenario %q (want none, all or %s)", n, scenarioNames())
+			}
+			o.oneByOne[sc.name] = true
 		}
 	}
 	for _, n := range strings.Split(*gwNames, ",") {
@@ -224,8 +244,12 @@ func run(args []string, out io.Writer) (err error) {
 	flushErrs := make([]error, len(gws))
 	var results []scenarioResult
 	for i, sc := range o.scenarios {
-		fmt.Fprintf(out, "» scenario %d/%d %s: %s — %s\n", i+1, len(o.scenarios), sc.name, sc.about, describeLoad(o.load))
-		res, err := sc.run(ctx, client, gws, o.load, out)
+		how := describeLoad(o.load)
+		if o.oneByOne[sc.name] && len(gws) > 1 {
+			how += ", the gateways one after another"
+		}
+		fmt.Fprintf(out, "» scenario %d/%d %s: %s — %s\n", i+1, len(o.scenarios), sc.name, sc.about, how)
+		res, err := sc.run(ctx, client, gws, o.load, o.oneByOne[sc.name] && len(gws) > 1, out)
 		if err == nil {
 			// The traces of the scenario, in Jaeger before it is checked.
 			flushAll(ctx, gws, flushErrs, out)

@@ -35,6 +35,10 @@ func TestParseFlagsChecksSamplingAndGateways(t *testing.T) {
 		{[]string{"-gateways", "guarded"}, true},
 		{[]string{"-gateways", "naive, guarded"}, true},
 		{[]string{"-gateways", "guarded,nope"}, false},
+		{[]string{"-one-by-one", "none"}, true},
+		{[]string{"-one-by-one", "all"}, true},
+		{[]string{"-one-by-one", "huge,trickle"}, true},
+		{[]string{"-one-by-one", "huge,nope"}, false},
 	} {
 		_, err := parseFlags(tc.args)
 		if (err == nil) != tc.ok {
@@ -45,7 +49,7 @@ func TestParseFlagsChecksSamplingAndGateways(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.sample != defaultSample || o.anomalyBudget != defaultAnomalyBudget || len(o.gateways) != 3 {
-		t.Errorf("defaults: sample %g, anomaly budget %d, gateways %v", o.sample, o.anomalyBudget, o.gateways)
+	if o.sample != defaultSample || o.anomalyBudget != defaultAnomalyBudget || len(o.gateways) != 3 || len(o.oneByOne) != 1 || !o.oneByOne["huge"] {
+		t.Errorf("defaults: sample %g, anomaly budget %d, gateways %v, one by one %v", o.sample, o.anomalyBudget, o.gateways, o.oneByOne)
 	}
 }

@@ -21,7 +21,7 @@ import (
 
 // upstreamSet is the three upstreams one gateway calls. Each gateway has its
 // own, so that the connections one gateway leaks are counted against it
-// alone and do not disturb the other.
+// alone and do not disturb the others.
 type upstreamSet []*upstream.Server
 
 func startUpstreams(cfg upstream.Config) (upstreamSet, error) {
@@ -57,6 +57,11 @@ func (set upstreamSet) close() {
 	}
 }
 
+// statsTimeout bounds a call to a gateway's stats or flush endpoint: a
+// naive gateway decoding hundreds of 4 MiB bodies, on CPUs it shares with
+// the others, has taken more than 10 s to answer one that collects garbage.
+const statsTimeout = 30 * time.Second
+
 // gatewayProc is a gateway running in a child process.
 type gatewayProc struct {
 	mode    string
@@ -68,6 +73,9 @@ type gatewayProc struct {
 	done    chan struct{}
 	http    *http.Client
 	lastSeq int64
+	// overrunsBase is the gateway's overrun count when the scenario began:
+	// the largest overrun asked for is among the later ones.
+	overrunsBase int64
 }
 
 // gatewaySpec is how to start one gateway process.
@@ -119,7 +127,7 @@ func startGateway(ctx context.Context, spec gatewaySpec, ups upstreamSet) (*gate
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("demo: start %s gateway: %w", mode, err)
 	}
-	g := &gatewayProc{mode: mode, service: spec.service, ups: ups, cmd: cmd, stdin: stdin, done: make(chan struct{}), http: &http.Client{Timeout: 10 * time.Second}}
+	g := &gatewayProc{mode: mode, service: spec.service, ups: ups, cmd: cmd, stdin: stdin, done: make(chan struct{}), http: &http.Client{Timeout: statsTimeout}}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -152,7 +160,7 @@ func startGateway(ctx context.Context, spec gatewaySpec, ups upstreamSet) (*gate
 // stats fetches the gateway's [gateway.Stats], findings newer than the last
 // call's included.
 func (g *gatewayProc) stats(ctx context.Context, gc bool) (gateway.Stats, error) {
-	q := url.Values{"since": {strconv.FormatInt(g.lastSeq, 10)}}
+	q := url.Values{"since": {strconv.FormatInt(g.lastSeq, 10)}, "overruns_since": {strconv.FormatInt(g.overrunsBase, 10)}}
 	if gc {
 		q.Set("gc", "1")
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,14 +59,20 @@ func printReport(out io.Writer, results []scenarioResult, info reportInfo) {
 	for _, sc := range results {
 		for i, g := range sc.Gateways {
 			name := sc.Name
+			if sc.OneByOne {
+				name += "*"
+			}
 			if i > 0 {
 				name = ""
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d→%d→%d\t%d→%d\t%s→%s\t%d\t\n",
-				name, g.Gateway, g.Summary.Requests, g.Summary.OK, g.Partial, g.Summary.Errors,
-				ms(g.Summary.P50), ms(g.Summary.P99), ms(g.Summary.Max), g.Summary.InFlightPeak,
-				g.GoroutinesBefore, g.GoroutinesPeak, g.GoroutinesAfter,
+			stats := fmt.Sprintf("%d→%d→%d\t%d→%d\t%s→%s\t%d", g.GoroutinesBefore, g.GoroutinesPeak, g.GoroutinesAfter,
 				g.ConnsPeak, g.ConnsAfter, mib(g.HeapPeak), mib(g.HeapAfter), g.ClientSpansOpen)
+			if g.StatsErr != "" {
+				stats = fmt.Sprintf("?\t%d→%d\t?\t?", g.ConnsPeak, g.ConnsAfter)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\t\n",
+				name, g.Gateway, g.Summary.Requests, g.Summary.OK, g.Partial, g.Summary.Errors,
+				ms(g.Summary.P50), ms(g.Summary.P99), ms(g.Summary.Max), g.Summary.InFlightPeak, stats)
 		}
 	}
 	_ = tw.Flush()
@@ -74,6 +81,17 @@ func printReport(out io.Writer, results []scenarioResult, info reportInfo) {
 	fmt.Fprintln(out, " client spans that were recorded and never ended, so never exported. A gateway records only the spans of")
 	fmt.Fprintf(out, " the requests its head sampler kept (%s of them) and, guarded, the spans telltale replays, which end: the\n", percent(info.sample))
 	fmt.Fprintln(out, " calls of the other requests are not counted there; \"upstream conns\" counts every connection.)")
+	for _, sc := range results {
+		if sc.OneByOne {
+			fmt.Fprintf(out, "(%s*: the gateways ran one after another, each with the machine to itself; run at the same time, the\n", sc.Name)
+			fmt.Fprintln(out, " naive gateways' decoding starves the guarded one of CPU: see CPU below, and -one-by-one.)")
+		}
+		for _, g := range sc.Gateways {
+			if g.StatsErr != "" {
+				fmt.Fprintf(out, "(%s/%s: ? = the gateway did not answer its statistics in time: %s)\n", sc.Name, g.Gateway, g.StatsErr)
+			}
+		}
+	}
 	for _, sc := range results {
 		var outage time.Duration
 		for _, g := range sc.Gateways {
@@ -84,6 +102,8 @@ func printReport(out io.Writer, results []scenarioResult, info reportInfo) {
 			fmt.Fprintln(out, " upstream came back and answered what it held, and \"after\" was measured once every answer was in.)")
 		}
 	}
+
+	printCPU(out, results)
 
 	if hasGateway(results, modeGuarded) {
 		fmt.Fprintln(out, "\nWHAT TELLTALE REPORTED in gateway-guarded (events and error types on the client spans it exported: the sampled")
@@ -148,6 +168,48 @@ func printReport(out io.Writer, results []scenarioResult, info reportInfo) {
 	printJaeger(out, results, info, services)
 }
 
+// printCPU writes what each gateway process got of the CPUs, and how late
+// the guarded gateway's handlers ended.
+func printCPU(out io.Writer, results []scenarioResult) {
+	fmt.Fprintf(out, "\nCPU — what each gateway process got of the machine's %d CPUs, from before the load until \"after\":\n", runtime.NumCPU())
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tgateway\twall\tCPU used\tthreads waiting for a CPU\tprobe's worst delay\thandlers past their deadline\t")
+	for _, sc := range results {
+		for i, g := range sc.Gateways {
+			name := sc.Name
+			if sc.OneByOne {
+				name += "*"
+			}
+			if i > 0 {
+				name = ""
+			}
+			if g.StatsErr != "" {
+				fmt.Fprintf(tw, "%s\t%s\t?\t?\t?\t?\t?\t\n", name, g.Gateway)
+				continue
+			}
+			past := "-"
+			if g.Gateway == modeGuarded {
+				past = "0"
+				if g.Overruns > 0 {
+					past = fmt.Sprintf("%d, by up to %s", g.Overruns, ms(g.OverrunMax))
+				}
+			}
+			share := 0.0
+			if g.Wall > 0 {
+				share = 100 * g.CPU.Seconds() / g.Wall.Seconds()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%.0f%%)\t%s\t%s\t%s\t\n", name, g.Gateway, ms(g.Wall), ms(g.CPU), share, ms(g.RunQueueWait), ms(g.ProbeDelayMax), past)
+		}
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(out, "\n(CPU used is the process's user and system time, its share of one CPU in brackets; \"threads waiting")
+	fmt.Fprintln(out, " for a CPU\" sums the time its threads were runnable and not running (Linux schedstat); the probe is a")
+	fmt.Fprintf(out, " goroutine of the process that sleeps %s in a loop, its worst delay how late it woke up. A gateway\n", ms(gateway.ProbeInterval))
+	fmt.Fprintln(out, " that used little CPU while its threads waited and its probe woke up hundreds of ms late was starved:")
+	fmt.Fprintln(out, " its latencies then measure the machine, not its code. \"handlers past their deadline\" counts guarded's")
+	fmt.Fprintf(out, " server spans with %s.)\n", vocab.AttrDeadlineOverrun)
+}
+
 // printJaeger writes which requests' traces Jaeger holds.
 func printJaeger(out io.Writer, results []scenarioResult, info reportInfo, services []string) {
 	queryURL := info.queryURL
@@ -181,6 +243,15 @@ func printJaeger(out io.Writer, results []scenarioResult, info reportInfo, servi
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t  %s\n", name, g.Gateway, g.Summary.Requests, c.Found, g.Anomalous, anomalousFound, over, example)
 			if c.Partial != "" {
 				partial = append(partial, fmt.Sprintf("%s/%s: %s", sc.Name, g.Gateway, c.Partial))
+			}
+			if g.Gateway == modeGuarded && g.AnomalyTraces != nil {
+				unseen := int64(c.AnomalousLooked-c.AnomalousFound) - g.AnomalyTraces.OverBudget
+				if unseen > 0 && c.Partial == "" {
+					partial = append(partial, fmt.Sprintf("%s/%s: %d anomalous requests are not in Jaeger and were not over the budget: telltale\n"+
+						"        found no anomaly in their calls, so the head sampler's decision stood (in huge, the handler itself leaves\n"+
+						"        out an ads body over its %d KiB limit: the call succeeded; telltale has no way for a handler to say so)",
+						sc.Name, g.Gateway, unseen, gateway.MaxBody>>10))
+				}
 			}
 			if missing := g.Anomalous - len(g.AnomalousTraceIDs); missing > 0 {
 				partial = append(partial, fmt.Sprintf("%s/%s: %d anomalous requests got no answer, so no trace id to look up", sc.Name, g.Gateway, missing))

@@ -24,7 +24,8 @@ const (
 	// CountPath reads one header of the articles upstream, and leaks its body.
 	CountPath = "/api/count"
 	// StatsPath serves [Stats] as JSON; ?since=N limits findings to Seq > N,
-	// ?gc=1 collects garbage first.
+	// ?overruns_since=N the largest overrun to those after the N-th, ?gc=1
+	// collects garbage first.
 	StatsPath = "/debug/demo/stats"
 	// FlushPath (POST) flushes the tracer provider.
 	FlushPath = "/debug/demo/flush"
@@ -113,6 +114,9 @@ type Config struct {
 	// Anomalies, for the guarded gateway, are the counters of telltale's
 	// sampler, served by [StatsPath]; nil serves none.
 	Anomalies *telemetry.AnomalyCounter
+	// Probe, if set, measures the process's scheduling delays for
+	// [StatsPath].
+	Probe *Probe
 	// TraceURL, for the guarded gateway, makes the trace ids of its
 	// inspector links into a trace UI: a URL in which {trace_id} stands for
 	// the id. Empty shows plain ids.
@@ -130,6 +134,8 @@ type Stats struct {
 	Goroutines int `json:"goroutines"`
 	// HeapInuse is the heap in use, in bytes.
 	HeapInuse uint64 `json:"heap_inuse"`
+	// CPU is what the process got of the CPUs.
+	CPU CPU `json:"cpu"`
 	// Spans are the recorder's counts and findings.
 	Spans telemetry.Snapshot `json:"spans"`
 	// Anomalies are the totals of telltale's sampler (guarded only).
@@ -147,10 +153,11 @@ func statsHandler(cfg Config, transport func() any) http.Handler {
 		}
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		st := Stats{Goroutines: runtime.NumGoroutine(), HeapInuse: ms.HeapInuse}
+		st := Stats{Goroutines: runtime.NumGoroutine(), HeapInuse: ms.HeapInuse, CPU: readCPU(cfg.Probe)}
 		if cfg.Recorder != nil {
 			since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
-			st.Spans = cfg.Recorder.Snapshot(since)
+			overrunsSince, _ := strconv.ParseInt(r.URL.Query().Get("overruns_since"), 10, 64)
+			st.Spans = cfg.Recorder.Snapshot(since, overrunsSince)
 		}
 		if cfg.Anomalies != nil {
 			if n, err := cfg.Anomalies.Counts(r.Context()); err == nil {
@@ -201,8 +208,9 @@ func traceIDHeader(next echo.HandlerFunc) echo.HandlerFunc {
 // itemsURL is the path every upstream serves its document on.
 func itemsURL(up Upstream) string { return up.URL + "/items" }
 
-// maxBody bounds what the guarded gateway decodes from one upstream.
-const maxBody = 1 << 20
+// MaxBody bounds what the guarded gateway decodes from one upstream: past
+// it, the upstream is left out of a partial answer.
+const MaxBody = 1 << 20
 
 // limitedReader fails with [ErrBodyTooLarge] past n bytes, where
 // io.LimitReader would report a silent EOF and a truncated document.

@@ -144,7 +144,7 @@ func fetch(ctx context.Context, client *http.Client, url string) ([]upstream.Ite
 		return nil, fmt.Errorf("gateway: %s: %s", url, resp.Status)
 	}
 	var doc upstream.Document
-	if err := json.NewDecoder(&limitedReader{r: resp.Body, n: maxBody}).Decode(&doc); err != nil {
+	if err := json.NewDecoder(&limitedReader{r: resp.Body, n: MaxBody}).Decode(&doc); err != nil {
 		return nil, fmt.Errorf("gateway: decode %s: %w", url, err)
 	}
 	return doc.Items, nil

@@ -143,6 +143,11 @@ type Snapshot struct {
 	Findings []Finding `json:"findings"`
 	// LastSeq is the Seq of the newest finding.
 	LastSeq int64 `json:"last_seq"`
+	// Overruns counts the server spans of handlers that ran past their
+	// deadline (telltale.deadline.overrun_ms); OverrunMax is the largest
+	// overrun among those after the count asked for.
+	Overruns   int64         `json:"overruns"`
+	OverrunMax time.Duration `json:"overrun_max_ns"`
 }
 
 // MaxFindings bounds how many findings a [Snapshot] carries.
@@ -161,6 +166,14 @@ type Recorder struct {
 	errorTypes map[string]int64
 	seq        int64
 	findings   []Finding
+	overruns   int64
+	recent     []overrun // the latest overruns, oldest first
+}
+
+// overrun is the overrun of the n-th server span that had one.
+type overrun struct {
+	n int64
+	d time.Duration
 }
 
 // NewRecorder returns an empty [Recorder].
@@ -179,11 +192,13 @@ func (r *Recorder) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 }
 
 // OnEnd counts ended client spans, their error types, and the telltale
-// events on them.
+// events on them; and the server spans that overran their deadline.
 func (r *Recorder) OnEnd(s sdktrace.ReadOnlySpan) {
+	if s.SpanKind() == trace.SpanKindServer {
+		r.serverEnded(s)
+		return
+	}
 	if s.SpanKind() != trace.SpanKindClient {
-		// Only client spans: the middleware repeats leak events on the
-		// server span, which would count each leak twice.
 		return
 	}
 	r.mu.Lock()
@@ -213,9 +228,29 @@ func (r *Recorder) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 }
 
-// Snapshot returns the counters and up to [MaxFindings] findings newer than
-// since.
-func (r *Recorder) Snapshot(since int64) Snapshot {
+// serverEnded counts a server span's overrun. Only client spans count
+// events: the middleware repeats leak events on the server span, which
+// would count each leak twice.
+func (r *Recorder) serverEnded(s sdktrace.ReadOnlySpan) {
+	for _, kv := range s.Attributes() {
+		if kv.Key != vocab.AttrDeadlineOverrun {
+			continue
+		}
+		d := time.Duration(kv.Value.AsFloat64() * float64(time.Millisecond))
+		r.mu.Lock()
+		if len(r.recent) == keptFindings {
+			r.recent = slices.Delete(r.recent, 0, keptFindings/2)
+		}
+		r.overruns++
+		r.recent = append(r.recent, overrun{r.overruns, d})
+		r.mu.Unlock()
+		return
+	}
+}
+
+// Snapshot returns the counters, up to [MaxFindings] findings newer than
+// since, and the largest overrun after the overrunsSince-th.
+func (r *Recorder) Snapshot(since, overrunsSince int64) Snapshot {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	snap := Snapshot{
@@ -224,6 +259,12 @@ func (r *Recorder) Snapshot(since int64) Snapshot {
 		Events:        clone(r.events),
 		ErrorTypes:    clone(r.errorTypes),
 		LastSeq:       r.seq,
+		Overruns:      r.overruns,
+	}
+	for _, o := range r.recent {
+		if o.n > overrunsSince {
+			snap.OverrunMax = max(snap.OverrunMax, o.d)
+		}
 	}
 	i, _ := slices.BinarySearchFunc(r.findings, since+1, func(f Finding, seq int64) int { return int(f.Seq - seq) })
 	end := min(len(r.findings), i+MaxFindings)

@@ -68,7 +68,7 @@ func TestAnomaliesOfUnsampledRequestsAreExportedWithinTheBudget(t *testing.T) {
 	url, rec, ups := guardedWith(t, telemetry.Config{SampleRatio: 0, AnomalyBudget: 1, Anomalies: counter})
 
 	get(t, url+gateway.FeedPath) // healthy and unsampled: nothing recorded
-	if snap := rec.Snapshot(0); snap.ClientStarted != 0 {
+	if snap := rec.Snapshot(0, 0); snap.ClientStarted != 0 {
 		t.Fatalf("a healthy unsampled request recorded %d client spans, want none", snap.ClientStarted)
 	}
 	if err := ups[1].SetFault(upstream.Dead); err != nil {
@@ -79,7 +79,7 @@ func TestAnomaliesOfUnsampledRequestsAreExportedWithinTheBudget(t *testing.T) {
 	get(t, url+gateway.FeedPath)
 	get(t, url+gateway.FeedPath)
 
-	if got := rec.Snapshot(0).ErrorTypes[vocab.ErrorConnectionRefused]; got != 1 {
+	if got := rec.Snapshot(0, 0).ErrorTypes[vocab.ErrorConnectionRefused]; got != 1 {
 		t.Errorf("%d replayed client spans with error.type=%s, want 1", got, vocab.ErrorConnectionRefused)
 	}
 	n, err := counter.Counts(context.Background())
@@ -98,7 +98,7 @@ func TestPlainProviderExportsNothingOfUnsampledRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	get(t, url+gateway.FeedPath)
-	if snap := rec.Snapshot(0); snap.ClientStarted != 0 || len(snap.ErrorTypes) != 0 {
+	if snap := rec.Snapshot(0, 0); snap.ClientStarted != 0 || len(snap.ErrorTypes) != 0 {
 		t.Errorf("the plain provider recorded %+v for an unsampled request", snap)
 	}
 }

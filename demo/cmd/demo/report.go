@@ -161,8 +161,8 @@ func printReport(out io.Writer, results []scenarioResult, info reportInfo) {
 		break
 	}
 	if queryURL == "" {
-		fmt.Fprintf(out, "\nTraces went to your own collector, under services %s; the check of which requests'\n", strings.Join(services, ", "))
-		fmt.Fprintln(out, "traces it holds was skipped (it reads the demo's Jaeger query API).")
+		fmt.Fprintf(out, "\nTraces went to your own collector, under services %s.\n", strings.Join(services, ", "))
+		fmt.Fprintln(out, "The Jaeger check (which requests' traces were kept) was skipped: it needs the demo's Jaeger query API.")
 		return
 	}
 	printJaeger(out, results, info, services)

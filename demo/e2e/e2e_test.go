@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,11 +36,23 @@ type result struct {
 			Max          time.Duration `json:"max_ns"`
 			InFlightPeak int           `json:"in_flight_peak"`
 		} `json:"summary"`
-		Partial  int           `json:"partial"`
-		TraceIDs []string      `json:"trace_ids"`
-		Outage   time.Duration `json:"outage_ns"`
+		Partial           int           `json:"partial"`
+		TraceIDs          []string      `json:"trace_ids"`
+		Anomalous         int           `json:"anomalous"`
+		AnomalousTraceIDs []string      `json:"anomalous_trace_ids"`
+		Outage            time.Duration `json:"outage_ns"`
+		Jaeger            *struct {
+			AnomalousLooked int `json:"anomalous_looked"`
+			AnomalousFound  int `json:"anomalous_found"`
+		} `json:"jaeger"`
 	} `json:"gateways"`
 }
+
+// sample is the head-sampling ratio the demo runs with here: production's.
+const sample = "0.01"
+
+// requests is the load of each gateway in each scenario.
+const requests = 30
 
 func TestE2E(t *testing.T) {
 	dir, err := jaeger.Dir()
@@ -67,17 +80,18 @@ func TestE2E(t *testing.T) {
 		t.Cleanup(func() { _ = p.Stop() })
 	}
 
-	// The demo binary, run as users run it.
+	// The demo binary, run as users run it: it finds the Jaeger above
+	// healthy, sends its traces there and checks them itself too.
 	demo := filepath.Join(tmp, "demo")
 	build := exec.CommandContext(ctx, "go", "build", "-o", demo, "../cmd/demo")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/demo: %v\n%s", err, out)
 	}
 	out := filepath.Join(tmp, "results.json")
-	run := exec.CommandContext(ctx, demo, "-exit", "-otlp", jaeger.OTLPHTTP,
-		"-scenario", "leak,dead,blackhole", "-requests", "20", "-rps", "20", "-settle", "2s",
+	run := exec.CommandContext(ctx, demo, "-exit", "-sample", sample,
+		"-scenario", "leak,dead,blackhole", "-requests", strconv.Itoa(requests), "-rps", "30", "-settle", "2s",
 		"-json", out, "-logs", tmp)
-	run.Env = append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT=")
+	run.Env = append(os.Environ(), "OTEL_EXPORTER_OTLP_ENDPOINT=", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=")
 	report, err := run.CombinedOutput()
 	t.Logf("demo output:\n%s", report)
 	if err != nil {
@@ -91,15 +105,20 @@ func TestE2E(t *testing.T) {
 	if err := json.Unmarshal(b, &results); err != nil {
 		t.Fatal(err)
 	}
-	ids := func(scenario, gw string) []string {
-		for _, r := range results {
-			for _, g := range r.Gateways {
-				if r.Name == scenario && g.Gateway == gw {
-					if len(g.TraceIDs) == 0 {
-						t.Fatalf("%s/%s: no trace ids in the results", scenario, gw)
-					}
-					return g.TraceIDs
-				}
+	type gatewayResult = struct {
+		scenario, gateway string
+		anomalous         []string
+	}
+	var all []gatewayResult
+	for _, r := range results {
+		for _, g := range r.Gateways {
+			all = append(all, gatewayResult{r.Name, g.Gateway, g.AnomalousTraceIDs})
+		}
+	}
+	anomalous := func(scenario, gw string) []string {
+		for _, g := range all {
+			if g.scenario == scenario && g.gateway == gw {
+				return g.anomalous
 			}
 		}
 		t.Fatalf("%s/%s: not in the results", scenario, gw)
@@ -108,39 +127,109 @@ func TestE2E(t *testing.T) {
 
 	jc := &jaeger.Client{HTTP: &http.Client{Timeout: 10 * time.Second}}
 	t.Cleanup(jc.HTTP.CloseIdleConnections)
+	leakFile, leakLineNo := leakLine(t, "../internal/gateway/guarded.go")
 
-	t.Run("guarded leak names the handler's line", func(t *testing.T) {
-		wantFile, wantLine := leakLine(t, "../internal/gateway/guarded.go")
-		id := ids("leak", "guarded")[0]
-		span, ev := waitFor(ctx, t, jc, id, func(tr jaeger.Trace, s jaeger.Span) (jaeger.Log, bool) {
-			// The middleware repeats the event on the server span, whose
-			// status is not the client span's: look at the client span.
-			if kind, _ := s.Tag("span.kind"); kind != "client" {
-				return jaeger.Log{}, false
+	t.Run("every leak guarded logged is in Jaeger with its line", func(t *testing.T) {
+		leaks := loggedLeaks(t, filepath.Join(tmp, "gateway-guarded.log"))
+		if len(leaks) != requests {
+			t.Errorf("guarded logged %d leaks, want %d (one per request of the leak scenario)", len(leaks), requests)
+		}
+		for _, l := range leaks {
+			tr, ok := lookup(ctx, t, jc, l.traceID, 15*time.Second)
+			if !ok {
+				t.Errorf("leak logged with trace_id %s (span_id %s): trace not in Jaeger", l.traceID, l.spanID)
+				continue
 			}
-			return s.Event(vocab.EventBodyLeaked)
-		})
-		file, _ := ev.Field("code.file.path")
-		line, _ := ev.Field("code.line.number")
-		if !strings.HasSuffix(file, wantFile) || line != strconv.Itoa(wantLine) {
-			t.Errorf("leak event names %s:%s, want …/%s:%d (the LEAK line)", file, line, wantFile, wantLine)
-		}
-		if status, _ := span.Tag("otel.status_code"); status != "ERROR" {
-			t.Errorf("leaked client span status = %q, want ERROR", status)
-		}
-		if reason, _ := ev.Field(vocab.AttrLeakReason); reason == "" {
-			t.Errorf("leak event has no %s", vocab.AttrLeakReason)
+			span, found := spanByID(tr, l.spanID)
+			if !found {
+				t.Errorf("trace %s: no span %s, the span_id of the leak's log line", l.traceID, l.spanID)
+				continue
+			}
+			ev, ok := span.Event(vocab.EventBodyLeaked)
+			if !ok {
+				t.Errorf("trace %s: span %s (%s) has no %s event", l.traceID, l.spanID, span.OperationName, vocab.EventBodyLeaked)
+				continue
+			}
+			file, _ := ev.Field("code.file.path")
+			line, _ := ev.Field("code.line.number")
+			if !strings.HasSuffix(file, leakFile) || line != strconv.Itoa(leakLineNo) {
+				t.Errorf("trace %s: leak event names %s:%s, want …/%s:%d (the LEAK line)", l.traceID, file, line, leakFile, leakLineNo)
+			}
+			if kind, _ := span.Tag("span.kind"); kind != "client" {
+				t.Errorf("trace %s: the leak's span %s is a %s span, want client", l.traceID, l.spanID, kind)
+			}
+			if status, _ := span.Tag("otel.status_code"); status != "ERROR" {
+				t.Errorf("trace %s: leaked client span status = %q, want ERROR", l.traceID, status)
+			}
 		}
 	})
 
-	t.Run("guarded dead upstream: connection_refused", func(t *testing.T) {
-		id := ids("dead", "guarded")[0]
-		waitFor(ctx, t, jc, id, errorType(vocab.ErrorConnectionRefused))
+	t.Run("every anomalous request of guarded is in Jaeger, the failed call under its server span", func(t *testing.T) {
+		for _, tc := range []struct {
+			scenario string
+			want     []string
+		}{
+			{"leak", []string{vocab.ErrorBodyLeaked}},
+			{"dead", []string{vocab.ErrorConnectionRefused}},
+			{"blackhole", []string{vocab.ErrorDeadlineExceeded, vocab.ErrorTimeoutAwaitingHeaders}},
+		} {
+			ids := anomalous(tc.scenario, "guarded")
+			if len(ids) != requests {
+				t.Errorf("%s: %d anomalous guarded requests, want all %d", tc.scenario, len(ids), requests)
+			}
+			for _, id := range ids {
+				tr, ok := lookup(ctx, t, jc, id, 15*time.Second)
+				if !ok {
+					t.Errorf("%s: anomalous request's trace %s not in Jaeger", tc.scenario, id)
+					continue
+				}
+				if !failedUnderServer(tr, "gateway-guarded", tc.want) {
+					b, _ := json.MarshalIndent(tr, "", " ")
+					t.Errorf("%s: trace %s has no client span with error.type in %v under a server span of gateway-guarded:\n%.4000s", tc.scenario, id, tc.want, b)
+				}
+			}
+		}
 	})
 
-	t.Run("guarded black hole: deadline error, answered in time", func(t *testing.T) {
-		id := ids("blackhole", "guarded")[0]
-		waitFor(ctx, t, jc, id, errorType(vocab.ErrorDeadlineExceeded, vocab.ErrorTimeoutAwaitingHeaders))
+	t.Run("the demo's own Jaeger check found every anomalous guarded request", func(t *testing.T) {
+		for _, r := range results {
+			for _, g := range r.Gateways {
+				if g.Gateway != "guarded" {
+					continue
+				}
+				if g.Jaeger == nil {
+					t.Errorf("%s: the demo did not check Jaeger", r.Name)
+				} else if g.Jaeger.AnomalousFound != g.Anomalous || g.Anomalous != requests {
+					t.Errorf("%s: the demo found %d of %d anomalous guarded requests in Jaeger, want all %d", r.Name, g.Jaeger.AnomalousFound, g.Anomalous, requests)
+				}
+			}
+		}
+	})
+
+	t.Run("the naive gateways' anomalous requests are mostly not in Jaeger", func(t *testing.T) {
+		// By now guarded's traces are stored: what is missing here was
+		// never exported.
+		total, found := 0, 0
+		for _, g := range all {
+			if g.gateway == "guarded" {
+				continue
+			}
+			for _, id := range g.anomalous {
+				total++
+				if _, ok := lookup(ctx, t, jc, id, 0); ok {
+					found++
+				}
+			}
+		}
+		// At 1%, 150 anomalous requests give 1.5 sampled traces on
+		// average; more than 8 happens about once in 30 000 runs.
+		if total == 0 || found > 8 {
+			t.Errorf("%d of the naive gateways' %d anomalous requests are in Jaeger, want at most 8 (head sampling at %s)", found, total, sample)
+		}
+		t.Logf("%d of the naive gateways' %d anomalous requests are in Jaeger (head sampling at %s)", found, total, sample)
+	})
+
+	t.Run("guarded black hole: answered in time, partially", func(t *testing.T) {
 		for _, r := range results {
 			for _, g := range r.Gateways {
 				if r.Name == "blackhole" && g.Gateway == "guarded" {
@@ -187,20 +276,16 @@ func TestE2E(t *testing.T) {
 		}
 	})
 
-	t.Run("naive leak: no client span at all", func(t *testing.T) {
-		for _, id := range ids("leak", "naive")[:5] {
-			tr := waitTrace(ctx, t, jc, id)
-			server := false
+	t.Run("naive leak: the sampled ones have no client span", func(t *testing.T) {
+		for _, id := range anomalous("leak", "naive") {
+			tr, ok := lookup(ctx, t, jc, id, 0)
+			if !ok {
+				continue // not sampled
+			}
 			for _, s := range tr.Spans {
-				switch kind, _ := s.Tag("span.kind"); kind {
-				case "server":
-					server = true
-				case "client":
+				if kind, _ := s.Tag("span.kind"); kind == "client" {
 					t.Errorf("trace %s of the naive leak holds a client span %q: plain otelhttp should never end it", id, s.OperationName)
 				}
-			}
-			if !server {
-				t.Errorf("trace %s has no server span", id)
 			}
 		}
 	})
@@ -225,51 +310,110 @@ func leakLine(t *testing.T, file string) (string, int) {
 	return "", 0
 }
 
-// errorType matches a client span whose error.type is one of want.
-func errorType(want ...string) func(jaeger.Trace, jaeger.Span) (jaeger.Log, bool) {
-	return func(_ jaeger.Trace, s jaeger.Span) (jaeger.Log, bool) {
-		kind, _ := s.Tag("span.kind")
-		et, _ := s.Tag("error.type")
-		for _, w := range want {
-			if kind == "client" && et == w {
-				return jaeger.Log{}, true
-			}
-		}
-		return jaeger.Log{}, false
+// loggedLeak is one leak warning of the transport's log.
+type loggedLeak struct{ traceID, spanID string }
+
+// loggedLeaks reads the leak warnings of a gateway's log (slog's text
+// format, one record a line).
+func loggedLeaks(t *testing.T, path string) []loggedLeak {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer f.Close()
+	var leaks []loggedLeak
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		rec := logfmt(sc.Text())
+		if rec["msg"] != "telltale: response body leaked" {
+			continue
+		}
+		if rec["trace_id"] == "" || rec["span_id"] == "" {
+			t.Errorf("leak warning without trace_id or span_id: %s", sc.Text())
+			continue
+		}
+		leaks = append(leaks, loggedLeak{rec["trace_id"], rec["span_id"]})
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return leaks
 }
 
-// waitTrace polls Jaeger until it holds trace id (exporters flush in
-// batches, Jaeger stores ~0.2s later).
-func waitTrace(ctx context.Context, t *testing.T, jc *jaeger.Client, id string) jaeger.Trace {
+// logfmt parses one line of slog's text format: key=value pairs, values
+// quoted with Go syntax when they need it.
+func logfmt(line string) map[string]string {
+	rec := map[string]string{}
+	for line != "" {
+		line = strings.TrimLeft(line, " ")
+		key, rest, ok := strings.Cut(line, "=")
+		if !ok {
+			break
+		}
+		var val string
+		if strings.HasPrefix(rest, `"`) {
+			q, err := strconv.QuotedPrefix(rest)
+			if err != nil {
+				break
+			}
+			val, _ = strconv.Unquote(q)
+			rest = rest[len(q):]
+		} else {
+			val, rest, _ = strings.Cut(rest, " ")
+		}
+		rec[key] = val
+		line = rest
+	}
+	return rec
+}
+
+// spanByID returns the span of tr with id.
+func spanByID(tr jaeger.Trace, id string) (jaeger.Span, bool) {
+	for _, s := range tr.Spans {
+		if s.SpanID == id {
+			return s, true
+		}
+	}
+	return jaeger.Span{}, false
+}
+
+// failedUnderServer reports whether tr holds a client span with one of the
+// error types want, child of a server span of service.
+func failedUnderServer(tr jaeger.Trace, service string, want []string) bool {
+	servers := map[string]bool{}
+	for _, s := range tr.Spans {
+		if kind, _ := s.Tag("span.kind"); kind == "server" && tr.Service(s) == service {
+			servers[s.SpanID] = true
+		}
+	}
+	for _, s := range tr.Spans {
+		kind, _ := s.Tag("span.kind")
+		et, _ := s.Tag("error.type")
+		if kind == "client" && slices.Contains(want, et) && servers[s.Parent()] {
+			return true
+		}
+	}
+	return false
+}
+
+// lookup fetches trace id, polling up to wait for it to be stored
+// (exporters flush in batches, Jaeger stores ~0.2s later); it reports
+// whether Jaeger holds it.
+func lookup(ctx context.Context, t *testing.T, jc *jaeger.Client, id string, wait time.Duration) (jaeger.Trace, bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		tr, err := jc.Trace(ctx, id)
 		if err == nil {
-			return tr
+			return tr, true
 		}
-		if !errors.Is(err, jaeger.ErrNotFound) || time.Now().After(deadline) {
+		if !errors.Is(err, jaeger.ErrNotFound) {
 			t.Fatalf("trace %s: %v", id, err)
 		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-// waitFor polls trace id until one of its spans matches, and returns it.
-func waitFor(ctx context.Context, t *testing.T, jc *jaeger.Client, id string, match func(jaeger.Trace, jaeger.Span) (jaeger.Log, bool)) (jaeger.Span, jaeger.Log) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		tr := waitTrace(ctx, t, jc, id)
-		for _, s := range tr.Spans {
-			if l, ok := match(tr, s); ok {
-				return s, l
-			}
-		}
 		if time.Now().After(deadline) {
-			b, _ := json.MarshalIndent(tr, "", " ")
-			t.Fatalf("trace %s (%s/trace/%s): no matching span; trace:\n%.6000s", id, jaeger.QueryURL, id, b)
+			return jaeger.Trace{}, false
 		}
 		time.Sleep(250 * time.Millisecond)
 	}

@@ -4,14 +4,17 @@
 // It builds (once) and starts Jaeger v2 on 127.0.0.1, starts three sets of
 // three upstream services and three gateway processes — the incident's
 // original code, the same with its first fix (time.After), and the same
-// handlers guarded by telltale — drives the same load through each
-// scenario, prints a report, and leaves Jaeger running with the URLs to
-// open until Ctrl-C.
+// handlers guarded by telltale — all sampling 1% of traces at the head,
+// drives the same load through each scenario, looks up in Jaeger which
+// requests' traces were kept, prints a report, and leaves Jaeger running
+// with the URLs to open until Ctrl-C.
 //
 // Usage:
 //
-//	go run ./cmd/demo [-scenario all|name,name] [-rps 50] [-duration 5s | -requests N]
-//	                  [-settle 3s] [-otlp URL] [-exit] [-json FILE]
+//	go run ./cmd/demo [-scenario all|name,name] [-gateways naive,first-fix,guarded]
+//	                  [-rps 50] [-duration 5s | -requests N] [-settle 3s]
+//	                  [-sample 0.01] [-anomaly-budget 200] [-one-by-one huge]
+//	                  [-otlp URL] [-exit] [-json FILE] [-logs DIR]
 //
 // With -otlp, or with OTEL_EXPORTER_OTLP_ENDPOINT set, traces go to that
 // collector and no Jaeger is started.

@@ -19,6 +19,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
+	ttmw "github.com/telltale-go/telltale/middleware"
+
 	"github.com/telltale-go/telltale/demo/internal/gateway"
 	"github.com/telltale-go/telltale/demo/internal/telemetry"
 )
@@ -49,8 +51,19 @@ func runGateway(args []string) error {
 	service := fs.String("service", "", "service.name of the traces")
 	otlp := fs.String("otlp", "", "OTLP/HTTP endpoint URL (empty: OTEL_EXPORTER_OTLP_* variables)")
 	ups := fs.String("upstreams", "", "JSON list of upstreams")
+	sample := fs.Float64("sample", defaultSample, "head-sampling ratio")
+	budget := fs.Int("anomaly-budget", defaultAnomalyBudget, "guarded: anomaly traces exported per second at most")
+	traceURL := fs.String("trace-url", "", "guarded: trace UI URL with {trace_id}, for the inspector's links")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if err := checkSample(*sample); err != nil {
+		return err
+	}
+	if *traceURL != "" {
+		if _, err := (ttmw.InspectorConfig{TraceURL: *traceURL}).ToHandler(); err != nil {
+			return fmt.Errorf("gateway: -trace-url: %w", err)
+		}
 	}
 	var upstreams []gateway.Upstream
 	if err := json.Unmarshal([]byte(*ups), &upstreams); err != nil || len(upstreams) == 0 {
@@ -65,20 +78,30 @@ func runGateway(args []string) error {
 		stop()
 	}()
 
-	tp, rec, err := telemetry.NewProvider(ctx, *service, *otlp)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("service", *service)
+	tcfg := telemetry.Config{Service: *service, Endpoint: *otlp, SampleRatio: *sample, Logger: logger}
+	if *mode == modeGuarded {
+		// Only the guarded gateway has telltale to find anomalies, so only
+		// its provider exports the anomalies of unsampled requests.
+		tcfg.AnomalyBudget = *budget
+		tcfg.Anomalies = telemetry.NewAnomalyCounter()
+		defer func() { _ = tcfg.Anomalies.Shutdown(context.Background()) }()
+	}
+	tp, rec, err := telemetry.NewProvider(ctx, tcfg)
 	if err != nil {
 		return err
 	}
 	// The gateway is an application: it may set the global propagator, so
-	// that both gateways inject and extract W3C trace context.
+	// that every gateway injects and extracts W3C trace context.
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	flush := func() error {
 		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		return tp.ForceFlush(fctx)
 	}
-	cfg := gateway.Config{Upstreams: upstreams, TracerProvider: tp, Recorder: rec, Flush: flush}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("service", *service)
+	probe := gateway.StartProbe()
+	defer probe.Close()
+	cfg := gateway.Config{Upstreams: upstreams, TracerProvider: tp, Recorder: rec, Flush: flush, Anomalies: tcfg.Anomalies, TraceURL: *traceURL, Probe: probe}
 
 	var h http.Handler
 	closeApp := func() error { return nil }

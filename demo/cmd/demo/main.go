@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,22 +45,53 @@ var errInterrupted = errors.New("demo: interrupted before the report; everything
 
 // options are the runner's flags.
 type options struct {
-	scenarios []scenario
-	load      loadOptions
-	otlp      string
-	exit      bool
-	jsonOut   string
-	logDir    string
+	scenarios     []scenario
+	gateways      []string
+	oneByOne      map[string]bool // scenarios whose gateways run one after another
+	load          loadOptions
+	sample        float64
+	anomalyBudget int
+	otlp          string
+	exit          bool
+	jsonOut       string
+	logDir        string
+}
+
+// defaultSample is the head-sampling ratio production services run with.
+const defaultSample = 0.01
+
+// defaultAnomalyBudget is the guarded gateway's budget of anomaly traces a
+// second in the demo: above the anomalies of its default load (50 requests
+// a second, every one anomalous in most scenarios), so that the report can
+// account for every anomaly. telltale's own default is 10 a second.
+const defaultAnomalyBudget = 200
+
+// checkSample checks a head-sampling ratio.
+func checkSample(r float64) error {
+	if !(r >= 0 && r <= 1) {
+		return fmt.Errorf("demo: -sample %g: want a ratio between 0 and 1", r)
+	}
+	return nil
 }
 
 func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	names := fs.String("scenario", "all", "scenarios to run, comma-separated: all, or any of "+scenarioNames())
+	gwNames := fs.String("gateways", strings.Join(gatewayModes, ","), "gateways to run, comma-separated, in the report's order")
+	oneByOne := fs.String("one-by-one", "huge",
+		"scenarios whose gateways run one after another, each with the machine to itself, instead of at the same time: "+
+			"none, all, or a comma-separated list (in huge, the naive gateways decoding hundreds of 4 MiB bodies starve the others of CPU)")
 	fs.Float64Var(&o.load.rps, "rps", 50, "requests per second sent to each gateway")
 	fs.IntVar(&o.load.requests, "requests", 0, "requests per gateway and scenario (overrides -duration)")
 	fs.DurationVar(&o.load.duration, "duration", 5*time.Second, "load duration per scenario")
 	fs.DurationVar(&o.load.settle, "settle", 3*time.Second, "wait after the load before measuring what is left")
+	fs.Float64Var(&o.sample, "sample", defaultSample, "head-sampling ratio of every gateway, ParentBased(TraceIDRatioBased(ratio)): 0.01 is what production runs, 1 keeps every trace")
+	fs.IntVar(&o.anomalyBudget, "anomaly-budget", defaultAnomalyBudget,
+		"anomaly traces per second the guarded gateway exports at most for requests the head sampler dropped. "+
+			"telltale's default is 10/s, so that an outage (every request anomalous) cannot flood the trace pipeline "+
+			"while still giving hundreds of examples a minute; the demo sizes it to its load so that the report can "+
+			"account for every anomaly (it says how many were over the budget)")
 	fs.StringVar(&o.otlp, "otlp", "", "OTLP/HTTP endpoint URL to send traces to instead of the built-in Jaeger (default: $OTEL_EXPORTER_OTLP_ENDPOINT, else built-in Jaeger)")
 	fs.BoolVar(&o.exit, "exit", false, "stop everything after the report instead of leaving Jaeger running")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
@@ -78,8 +110,39 @@ func parseFlags(args []string) (options, error) {
 			o.scenarios = append(o.scenarios, sc)
 		}
 	}
+	o.oneByOne = map[string]bool{}
+	switch *oneByOne {
+	case "none", "":
+	case "all":
+		for _, sc := range scenarios {
+			o.oneByOne[sc.name] = true
+		}
+	default:
+		for _, n := range strings.Split(*oneByOne, ",") {
+			sc, ok := scenarioByName(strings.TrimSpace(n))
+			if !ok {
+				return o, fmt.Errorf("demo: -one-by-one: unknown scenario %q (want none, all or %s)", n, scenarioNames())
+			}
+			o.oneByOne[sc.name] = true
+		}
+	}
+	for _, n := range strings.Split(*gwNames, ",") {
+		n = strings.TrimSpace(n)
+		if !slices.Contains(gatewayModes, n) {
+			return o, fmt.Errorf("demo: unknown gateway %q (want some of %s)", n, strings.Join(gatewayModes, ","))
+		}
+		if !slices.Contains(o.gateways, n) {
+			o.gateways = append(o.gateways, n)
+		}
+	}
 	if o.load.rps <= 0 {
 		return o, errors.New("demo: -rps must be positive")
+	}
+	if err := checkSample(o.sample); err != nil {
+		return o, err
+	}
+	if o.anomalyBudget <= 0 {
+		return o, errors.New("demo: -anomaly-budget must be positive")
 	}
 	if o.otlp != "" {
 		// Checked here: a gateway would only fail to start with it.
@@ -138,7 +201,7 @@ func run(args []string, out io.Writer) (err error) {
 		}
 	}()
 
-	fmt.Fprintf(out, "» starting %d×3 upstreams and the gateways on 127.0.0.1\n", len(gatewayModes))
+	fmt.Fprintf(out, "» starting %d×3 upstreams and the gateways on 127.0.0.1\n", len(o.gateways))
 	var gws []*gatewayProc
 	defer func() {
 		for _, g := range gws {
@@ -146,12 +209,23 @@ func run(args []string, out io.Writer) (err error) {
 			g.ups.close()
 		}
 	}()
-	for _, mode := range gatewayModes {
+	for _, mode := range o.gateways {
 		ups, err := startUpstreams(upstream.Config{})
 		if err != nil {
 			return err
 		}
-		g, err := startGateway(ctx, mode, "gateway-"+mode, endpoint, filepath.Join(o.logDir, "gateway-"+mode+".log"), ups)
+		spec := gatewaySpec{
+			mode:          mode,
+			service:       "gateway-" + mode,
+			otlp:          endpoint,
+			logFile:       filepath.Join(o.logDir, "gateway-"+mode+".log"),
+			sample:        o.sample,
+			anomalyBudget: o.anomalyBudget,
+		}
+		if queryURL != "" {
+			spec.traceURL = jaeger.TraceURL(queryURL, "{trace_id}")
+		}
+		g, err := startGateway(ctx, spec, ups)
 		if err != nil {
 			ups.close()
 			return err
@@ -162,10 +236,30 @@ func run(args []string, out io.Writer) (err error) {
 
 	client := load.NewClient()
 	defer client.CloseIdleConnections()
+	var jc *jaeger.Client
+	if queryURL != "" {
+		jc = newJaegerClient(queryURL)
+		defer jc.HTTP.CloseIdleConnections()
+	}
+	flushErrs := make([]error, len(gws))
 	var results []scenarioResult
 	for i, sc := range o.scenarios {
-		fmt.Fprintf(out, "» scenario %d/%d %s: %s — %s\n", i+1, len(o.scenarios), sc.name, sc.about, describeLoad(o.load))
-		res, err := sc.run(ctx, client, gws, o.load, out)
+		how := describeLoad(o.load)
+		if o.oneByOne[sc.name] && len(gws) > 1 {
+			how += ", the gateways one after another"
+		}
+		fmt.Fprintf(out, "» scenario %d/%d %s: %s — %s\n", i+1, len(o.scenarios), sc.name, sc.about, how)
+		res, err := sc.run(ctx, client, gws, o.load, o.oneByOne[sc.name] && len(gws) > 1, out)
+		if err == nil {
+			// The traces of the scenario, in Jaeger before it is checked.
+			flushAll(ctx, gws, flushErrs, out)
+			if jc != nil {
+				if err := checkJaeger(ctx, jc, &res); err != nil && ctx.Err() == nil {
+					fmt.Fprintf(out, "    Jaeger could not be queried, its check is skipped: %v\n", err)
+				}
+			}
+			err = ctx.Err()
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				fmt.Fprintln(out, "» interrupted: stopping the gateways, the upstreams and Jaeger")
@@ -174,19 +268,19 @@ func run(args []string, out io.Writer) (err error) {
 		}
 		results = append(results, res)
 		for _, g := range res.Gateways {
-			fmt.Fprintf(out, "    %-9s p50 %-8s p99 %-8s max %-8s errors %d/%d\n", g.Gateway, ms(g.Summary.P50), ms(g.Summary.P99), ms(g.Summary.Max), g.Summary.Errors, g.Summary.Requests)
+			fmt.Fprintf(out, "    %-9s p50 %-8s p99 %-8s max %-8s errors %d/%d%s\n", g.Gateway, ms(g.Summary.P50), ms(g.Summary.P99), ms(g.Summary.Max), g.Summary.Errors, g.Summary.Requests, progressJaeger(g))
 		}
 	}
 
 	fmt.Fprintln(out, "» flushing the gateways' traces")
+	flushAll(ctx, gws, flushErrs, out)
 	flushFailed := 0
-	for _, g := range gws {
-		if err := g.flush(ctx); err != nil {
+	for _, err := range flushErrs {
+		if err != nil {
 			flushFailed++
-			fmt.Fprintln(out, "  ", err)
 		}
 	}
-	printReport(out, results, queryURL)
+	printReport(out, results, reportInfo{queryURL: queryURL, sample: o.sample, anomalyBudget: o.anomalyBudget})
 	if flushFailed > 0 {
 		to := endpoint
 		if to == "" {
@@ -210,6 +304,28 @@ func run(args []string, out io.Writer) (err error) {
 	<-ctx.Done()
 	fmt.Fprintln(out, "\n» stopping the gateways (they flush their traces) and the upstreams")
 	return nil
+}
+
+// flushAll makes every gateway export its ended spans, and keeps the
+// first error of each.
+func flushAll(ctx context.Context, gws []*gatewayProc, errs []error, out io.Writer) {
+	for i, g := range gws {
+		if err := g.flush(ctx); err != nil {
+			fmt.Fprintln(out, "   ", err)
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+}
+
+// progressJaeger is what Jaeger holds of a gateway's anomalous requests,
+// for the progress line.
+func progressJaeger(g gatewayResult) string {
+	if g.Jaeger == nil || g.Anomalous == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; anomalous %d, in Jaeger %d", g.Anomalous, g.Jaeger.AnomalousFound)
 }
 
 // startJaeger reuses a Jaeger already healthy on the demo's ports, or

@@ -19,3 +19,37 @@ func TestParseFlagsChecksOTLP(t *testing.T) {
 		}
 	}
 }
+
+func TestParseFlagsChecksSamplingAndGateways(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		ok   bool
+	}{
+		{nil, true},
+		{[]string{"-sample", "1"}, true},
+		{[]string{"-sample", "0"}, true},
+		{[]string{"-sample", "1.5"}, false},
+		{[]string{"-sample", "-0.1"}, false},
+		{[]string{"-sample", "NaN"}, false},
+		{[]string{"-anomaly-budget", "0"}, false},
+		{[]string{"-gateways", "guarded"}, true},
+		{[]string{"-gateways", "naive, guarded"}, true},
+		{[]string{"-gateways", "guarded,nope"}, false},
+		{[]string{"-one-by-one", "none"}, true},
+		{[]string{"-one-by-one", "all"}, true},
+		{[]string{"-one-by-one", "huge,trickle"}, true},
+		{[]string{"-one-by-one", "huge,nope"}, false},
+	} {
+		_, err := parseFlags(tc.args)
+		if (err == nil) != tc.ok {
+			t.Errorf("%v: err = %v, want ok=%v", tc.args, err, tc.ok)
+		}
+	}
+	o, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.sample != defaultSample || o.anomalyBudget != defaultAnomalyBudget || len(o.gateways) != 3 || len(o.oneByOne) != 1 || !o.oneByOne["huge"] {
+		t.Errorf("defaults: sample %g, anomaly budget %d, gateways %v, one by one %v", o.sample, o.anomalyBudget, o.gateways, o.oneByOne)
+	}
+}

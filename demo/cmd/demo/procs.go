@@ -21,7 +21,7 @@ import (
 
 // upstreamSet is the three upstreams one gateway calls. Each gateway has its
 // own, so that the connections one gateway leaks are counted against it
-// alone and do not disturb the other.
+// alone and do not disturb the others.
 type upstreamSet []*upstream.Server
 
 func startUpstreams(cfg upstream.Config) (upstreamSet, error) {
@@ -57,6 +57,11 @@ func (set upstreamSet) close() {
 	}
 }
 
+// statsTimeout bounds a call to a gateway's stats or flush endpoint: a
+// naive gateway decoding hundreds of 4 MiB bodies, on CPUs it shares with
+// the others, has taken more than 10 s to answer one that collects garbage.
+const statsTimeout = 30 * time.Second
+
 // gatewayProc is a gateway running in a child process.
 type gatewayProc struct {
 	mode    string
@@ -68,16 +73,31 @@ type gatewayProc struct {
 	done    chan struct{}
 	http    *http.Client
 	lastSeq int64
+	// overrunsBase is the gateway's overrun count when the scenario began:
+	// the largest overrun asked for is among the later ones.
+	overrunsBase int64
+}
+
+// gatewaySpec is how to start one gateway process.
+type gatewaySpec struct {
+	mode          string  // naive, first-fix or guarded
+	service       string  // service.name of its traces
+	otlp          string  // OTLP/HTTP base URL; empty: the OTEL_EXPORTER_OTLP_* variables
+	logFile       string  // where its stderr goes
+	sample        float64 // head-sampling ratio
+	anomalyBudget int     // guarded: anomaly traces a second
+	traceURL      string  // guarded: trace UI URL with {trace_id}, for the inspector
 }
 
 // startGateway runs this same executable as a gateway and waits until it
 // serves.
-func startGateway(ctx context.Context, mode, service, otlp, logFile string, ups upstreamSet) (*gatewayProc, error) {
+func startGateway(ctx context.Context, spec gatewaySpec, ups upstreamSet) (*gatewayProc, error) {
+	mode, logFile := spec.mode, spec.logFile
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	spec, err := json.Marshal(gateway.Describe(ups))
+	upstreams, err := json.Marshal(gateway.Describe(ups))
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
@@ -86,7 +106,12 @@ func startGateway(ctx context.Context, mode, service, otlp, logFile string, ups 
 		return nil, fmt.Errorf("demo: %w", err)
 	}
 	defer log.Close()
-	cmd := exec.Command(self, gatewayCommand, "-mode", mode, "-service", service, "-otlp", otlp, "-upstreams", string(spec))
+	args := []string{gatewayCommand, "-mode", mode, "-service", spec.service, "-otlp", spec.otlp, "-upstreams", string(upstreams),
+		"-sample", strconv.FormatFloat(spec.sample, 'g', -1, 64)}
+	if mode == modeGuarded {
+		args = append(args, "-anomaly-budget", strconv.Itoa(spec.anomalyBudget), "-trace-url", spec.traceURL)
+	}
+	cmd := exec.Command(self, args...)
 	cmd.Stderr = log
 	// Its own process group: on Ctrl-C the runner stops the gateways itself,
 	// after flushing them.
@@ -102,7 +127,7 @@ func startGateway(ctx context.Context, mode, service, otlp, logFile string, ups 
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("demo: start %s gateway: %w", mode, err)
 	}
-	g := &gatewayProc{mode: mode, service: service, ups: ups, cmd: cmd, stdin: stdin, done: make(chan struct{}), http: &http.Client{Timeout: 10 * time.Second}}
+	g := &gatewayProc{mode: mode, service: spec.service, ups: ups, cmd: cmd, stdin: stdin, done: make(chan struct{}), http: &http.Client{Timeout: statsTimeout}}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -135,7 +160,7 @@ func startGateway(ctx context.Context, mode, service, otlp, logFile string, ups 
 // stats fetches the gateway's [gateway.Stats], findings newer than the last
 // call's included.
 func (g *gatewayProc) stats(ctx context.Context, gc bool) (gateway.Stats, error) {
-	q := url.Values{"since": {strconv.FormatInt(g.lastSeq, 10)}}
+	q := url.Values{"since": {strconv.FormatInt(g.lastSeq, 10)}, "overruns_since": {strconv.FormatInt(g.overrunsBase, 10)}}
 	if gc {
 		q.Set("gc", "1")
 	}

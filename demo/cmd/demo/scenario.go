@@ -73,15 +73,43 @@ type gatewayResult struct {
 	ConnsAfter       int64  `json:"conns_after"`
 	HeapPeak         uint64 `json:"heap_peak"`
 	HeapAfter        uint64 `json:"heap_after"`
-	// ClientSpansOpen counts the client spans the gateway started since it
-	// began that had not ended when the scenario was over: spans that are
-	// not exported, so Jaeger cannot show them.
+	// Overruns counts the server spans of handlers that ran past their
+	// deadline (guarded), OverrunMax the largest overrun.
+	Overruns   int64         `json:"overruns"`
+	OverrunMax time.Duration `json:"overrun_max_ns"`
+	// CPU is what the gateway process got of the CPUs from before the load
+	// until after it: CPU time used, thread time spent waiting for a CPU,
+	// and the largest delay of its probe goroutine's wake-ups, over
+	// Wall of elapsed time. A gateway whose probe woke up late while it
+	// used little CPU was starved by its neighbours.
+	CPU           time.Duration `json:"cpu_ns"`
+	RunQueueWait  time.Duration `json:"runqueue_wait_ns"`
+	ProbeDelayMax time.Duration `json:"probe_delay_max_ns"`
+	Wall          time.Duration `json:"wall_ns"`
+	// ClientSpansOpen counts the recorded client spans the gateway started
+	// since it began that had not ended when the scenario was over: spans
+	// that are not exported although recorded. The gateway records only the
+	// spans of sampled requests (and, guarded, the spans telltale replays),
+	// so with head sampling it counts the sampled requests' alone.
 	ClientSpansOpen int64               `json:"client_spans_open"`
 	ErrorTypes      map[string]int64    `json:"error_types"`
 	Events          map[string]int64    `json:"events"`
 	Findings        []telemetry.Finding `json:"findings,omitempty"`
 	// TraceIDs are the trace ids of the scenario's requests, in order.
 	TraceIDs []string `json:"trace_ids"`
+	// Anomalous counts the requests that were anomalous: answered with an
+	// error status or not at all, answered a partial feed, or served on
+	// the leaking route. AnomalousTraceIDs are their trace ids (a request
+	// that got no answer has none).
+	Anomalous         int      `json:"anomalous"`
+	AnomalousTraceIDs []string `json:"anomalous_trace_ids"`
+	// AnomalyTraces (guarded only) are what telltale's sampler did during
+	// the scenario: anomaly traces of unsampled requests exported, and
+	// refused over its budget.
+	AnomalyTraces *telemetry.AnomalyCounts `json:"anomaly_traces,omitempty"`
+	// Jaeger is what Jaeger holds of the scenario's traces; nil when they
+	// were not looked up.
+	Jaeger *jaegerCheck `json:"jaeger,omitempty"`
 	// Answers counts the answers by HTTP status ("no answer" when none came).
 	Answers map[string]int `json:"answers"`
 	// Outage is how long the faults of an outage scenario lasted for this
@@ -90,13 +118,19 @@ type gatewayResult struct {
 	Outage time.Duration `json:"outage_ns,omitempty"`
 	// Errors are a few distinct client-side errors, for the reader.
 	Errors []string `json:"errors,omitempty"`
+	// StatsErr says why the gateway's own figures (goroutines, heap, spans,
+	// CPU) of this scenario are missing: it did not answer in time.
+	StatsErr string `json:"stats_err,omitempty"`
 }
 
-// scenarioResult is one scenario's outcome for both gateways.
+// scenarioResult is one scenario's outcome for every gateway.
 type scenarioResult struct {
 	Name     string          `json:"name"`
 	About    string          `json:"about"`
 	Gateways []gatewayResult `json:"gateways"`
+	// OneByOne says the gateways ran one after another, each with the
+	// machine to itself, instead of at the same time.
+	OneByOne bool `json:"one_by_one,omitempty"`
 }
 
 // loadOptions are the -rps, -requests, -duration and -settle flags.
@@ -107,31 +141,77 @@ type loadOptions struct {
 	settle   time.Duration
 }
 
-// run puts every gateway through sc at the same time, each against its own
-// upstreams.
-func (sc scenario) run(ctx context.Context, client *http.Client, gws []*gatewayProc, lo loadOptions, progress io.Writer) (scenarioResult, error) {
-	res := scenarioResult{Name: sc.name, About: sc.about, Gateways: make([]gatewayResult, len(gws))}
-	for _, g := range gws {
-		if err := g.ups.setFaults(sc.faults); err != nil {
+// run puts every gateway through sc, each against its own upstreams: all at
+// the same time, or one after another if sc is run one by one.
+func (sc scenario) run(ctx context.Context, client *http.Client, gws []*gatewayProc, lo loadOptions, oneByOne bool, progress io.Writer) (scenarioResult, error) {
+	res := scenarioResult{Name: sc.name, About: sc.about, Gateways: make([]gatewayResult, len(gws)), OneByOne: oneByOne}
+	all := make([]int, len(gws))
+	for i := range gws {
+		all[i] = i
+	}
+	if !oneByOne {
+		return res, sc.runGroup(ctx, client, gws, all, lo, "", progress, &res)
+	}
+	// The guarded gateway first: the abandoned calls of first-fix, still
+	// decoding after its answers, would otherwise share its CPUs.
+	slices.SortStableFunc(all, func(a, b int) int {
+		return cmpBool(gws[a].mode != modeGuarded, gws[b].mode != modeGuarded)
+	})
+	for _, i := range all {
+		if err := sc.runGroup(ctx, client, gws, []int{i}, lo, gws[i].mode+" alone: ", progress, &res); err != nil {
 			return res, err
+		}
+	}
+	return res, nil
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	default:
+		return 1
+	}
+}
+
+// runGroup puts the gateways gws[idx] through sc at the same time, and
+// writes what they did in res.Gateways[idx].
+func (sc scenario) runGroup(ctx context.Context, client *http.Client, gws []*gatewayProc, idx []int, lo loadOptions, label string, progress io.Writer, res *scenarioResult) error {
+	for _, i := range idx {
+		if err := gws[i].ups.setFaults(sc.faults); err != nil {
+			return err
 		}
 	}
 	faulted := time.Now()
 	defer func() {
-		for _, g := range gws {
-			_ = g.ups.setFaults(nil)
+		for _, i := range idx {
+			_ = gws[i].ups.setFaults(nil)
 		}
 	}()
 
 	before := make([]gateway.Stats, len(gws))
-	for i, g := range gws {
+	beforeAt := make([]time.Time, len(gws))
+	for _, i := range idx {
+		g := gws[i]
+		res.Gateways[i] = gatewayResult{Gateway: g.mode, Service: g.service}
 		st, err := g.stats(ctx, true)
 		if err != nil {
-			return res, err
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// A gateway too busy to answer in time: its figures of this
+			// scenario are unknown, its load is still sent and measured.
+			fmt.Fprintf(progress, "    %v\n", err)
+			res.Gateways[i].StatsErr = err.Error()
+			continue
 		}
-		before[i] = st
+		before[i], beforeAt[i] = st, time.Now()
 		g.lastSeq = st.Spans.LastSeq
-		res.Gateways[i] = gatewayResult{Gateway: g.mode, Service: g.service, GoroutinesBefore: st.Goroutines}
+		g.overrunsBase = st.Spans.Overruns
+		res.Gateways[i].GoroutinesBefore = st.Goroutines
 	}
 
 	// Sample goroutines, heap and connections while the load runs.
@@ -142,7 +222,8 @@ func (sc scenario) run(ctx context.Context, client *http.Client, gws []*gatewayP
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			for i, g := range gws {
+			for _, i := range idx {
+				g := gws[i]
 				conns := g.ups.openConns()
 				st, err := g.stats(sampleCtx, false)
 				mu.Lock()
@@ -151,6 +232,7 @@ func (sc scenario) run(ctx context.Context, client *http.Client, gws []*gatewayP
 				if err == nil {
 					r.GoroutinesPeak = max(r.GoroutinesPeak, st.Goroutines)
 					r.HeapPeak = max(r.HeapPeak, st.HeapInuse)
+					r.ProbeDelayMax = max(r.ProbeDelayMax, st.CPU.ProbeDelayMax)
 				}
 				mu.Unlock()
 			}
@@ -166,7 +248,8 @@ func (sc scenario) run(ctx context.Context, client *http.Client, gws []*gatewayP
 	results := make([][]load.Result, len(gws))
 	outages := make([]time.Duration, len(gws))
 	var driving sync.WaitGroup
-	for i, g := range gws {
+	for _, i := range idx {
+		g := gws[i]
 		cfg := load.Config{
 			URL:      g.url + sc.path,
 			RPS:      lo.rps,
@@ -195,15 +278,14 @@ func (sc scenario) run(ctx context.Context, client *http.Client, gws []*gatewayP
 		// Interrupted: the answers are cancellations, nothing to measure.
 		stopSampling()
 		sampling.Wait()
-		return res, err
+		return err
 	}
 	// The users are gone: their idle connections to the gateways would
 	// otherwise count in the gateways' goroutines after the load.
 	client.CloseIdleConnections()
+	fmt.Fprint(progress, "    "+label)
 	if sc.outage {
-		fmt.Fprintf(progress, "    outage of %s, then its upstreams came back; ", ms(slices.Max(outages)))
-	} else {
-		fmt.Fprint(progress, "    ")
+		fmt.Fprintf(progress, "outage of %s, then its upstreams came back; ", ms(slices.Max(outages)))
 	}
 	fmt.Fprintf(progress, "load sent and answered in %s; settling %s\n", time.Since(start).Round(100*time.Millisecond), lo.settle)
 	select {
@@ -213,49 +295,82 @@ func (sc scenario) run(ctx context.Context, client *http.Client, gws []*gatewayP
 	stopSampling()
 	sampling.Wait()
 	if err := ctx.Err(); err != nil {
-		return res, err
+		return err
 	}
 
-	for i, g := range gws {
+	for _, i := range idx {
+		g := gws[i]
 		r := &res.Gateways[i]
-		r.Summary = load.Summarize(results[i])
+		sc.summarize(r, results[i])
 		r.Outage = outages[i]
-		seen := map[string]bool{}
-		r.Answers = map[string]int{}
-		for _, lr := range results[i] {
-			if lr.Status == 0 {
-				r.Answers["no answer"]++
-			} else {
-				r.Answers[strconv.Itoa(lr.Status)]++
-			}
-			if lr.Header[gateway.MissingHeader] != "" && lr.Status == http.StatusOK {
-				r.Partial++
-			}
-			if id := lr.Header[gateway.TraceIDHeader]; id != "" {
-				r.TraceIDs = append(r.TraceIDs, id)
-			}
-			if lr.Err != "" && !seen[lr.Err] && len(r.Errors) < 3 {
-				seen[lr.Err] = true
-				r.Errors = append(r.Errors, lr.Err)
-			}
-		}
 		r.ConnsAfter = g.ups.openConns()
+		r.ConnsPeak = max(r.ConnsPeak, r.ConnsAfter)
+		if r.StatsErr != "" {
+			continue
+		}
 		st, err := g.stats(ctx, true)
 		if err != nil {
-			return res, err
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			fmt.Fprintf(progress, "    %v\n", err)
+			r.StatsErr = err.Error()
+			continue
 		}
 		r.GoroutinesAfter = st.Goroutines
 		r.HeapAfter = st.HeapInuse
-		r.ConnsPeak = max(r.ConnsPeak, r.ConnsAfter)
+		r.Wall = time.Since(beforeAt[i])
+		r.CPU = st.CPU.Time - before[i].CPU.Time
+		r.RunQueueWait = st.CPU.RunQueueWait - before[i].CPU.RunQueueWait
+		r.ProbeDelayMax = max(r.ProbeDelayMax, st.CPU.ProbeDelayMax)
 		r.GoroutinesPeak = max(r.GoroutinesPeak, r.GoroutinesAfter, r.GoroutinesBefore)
 		b := before[i].Spans
 		r.ClientSpansOpen = st.Spans.ClientStarted - st.Spans.ClientEnded
 		r.ErrorTypes = diff(st.Spans.ErrorTypes, b.ErrorTypes)
 		r.Events = diff(st.Spans.Events, b.Events)
 		r.Findings = st.Spans.Findings
+		r.Overruns = st.Spans.Overruns - b.Overruns
+		r.OverrunMax = st.Spans.OverrunMax
 		g.lastSeq = st.Spans.LastSeq
+		if a, b := st.Anomalies, before[i].Anomalies; a != nil && b != nil {
+			r.AnomalyTraces = &telemetry.AnomalyCounts{Exported: a.Exported - b.Exported, OverBudget: a.OverBudget - b.OverBudget}
+		}
 	}
-	return res, nil
+	return nil
+}
+
+// summarize condenses one gateway's load results into r.
+func (sc scenario) summarize(r *gatewayResult, results []load.Result) {
+	r.Summary = load.Summarize(results)
+	seen := map[string]bool{}
+	r.Answers = map[string]int{}
+	for _, lr := range results {
+		if lr.Status == 0 {
+			r.Answers["no answer"]++
+		} else {
+			r.Answers[strconv.Itoa(lr.Status)]++
+		}
+		partial := lr.Header[gateway.MissingHeader] != "" && lr.Status == http.StatusOK
+		if partial {
+			r.Partial++
+		}
+		failed := lr.Err != "" || lr.Status < 200 || lr.Status >= 300
+		anomalous := failed || partial || sc.path == gateway.CountPath
+		id := lr.Header[gateway.TraceIDHeader]
+		if id != "" {
+			r.TraceIDs = append(r.TraceIDs, id)
+		}
+		if anomalous {
+			r.Anomalous++
+			if id != "" {
+				r.AnomalousTraceIDs = append(r.AnomalousTraceIDs, id)
+			}
+		}
+		if lr.Err != "" && !seen[lr.Err] && len(r.Errors) < 3 {
+			seen[lr.Err] = true
+			r.Errors = append(r.Errors, lr.Err)
+		}
+	}
 }
 
 func diff(now, before map[string]int64) map[string]int64 {

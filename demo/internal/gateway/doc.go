@@ -1,5 +1,7 @@
-// Package gateway holds the demo's two API gateways, which serve the same
-// two endpoints from the same three upstreams:
+// Package gateway holds the demo's API gateway in its two codebases, which
+// serve the same two endpoints from the same three upstreams. The demo runs
+// three gateways: the naive code twice, with and without its first fix,
+// and the guarded code.
 //
 //   - [NewNaive] is the incident's original code: the default HTTP client,
 //     a WaitGroup fan-out that waits for the slowest upstream, bodies
@@ -8,10 +10,12 @@
 //     incident's first fix.
 //   - [NewGuarded] is the same handlers written with telltale: its Echo
 //     middleware gives each request a deadline and a leak scope, its
-//     transport tracks every body, and the fan-out uses errgroup and answers
-//     with partial results when an optional upstream fails.
+//     transport tracks every body and drains it on close, and the fan-out
+//     uses errgroup and answers with partial results when an optional
+//     upstream fails.
 //
-// Both keep one bug on purpose: the count endpoint never closes the body of
-// the response whose header it reads. In the naive gateway that call's span
-// never reaches Jaeger; in the guarded one telltale reports it with its line.
+// Both codebases keep one bug on purpose: the count endpoint never closes
+// the body of the response whose header it reads. In the naive gateways
+// that call's span never reaches Jaeger; in the guarded one telltale
+// reports it with its line.
 package gateway

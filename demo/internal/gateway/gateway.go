@@ -17,20 +17,21 @@ import (
 	"github.com/telltale-go/telltale/demo/internal/upstream"
 )
 
-// Routes served by both gateways.
+// Routes served by every gateway.
 const (
 	// FeedPath fans out to every upstream and merges their items.
 	FeedPath = "/api/feed"
 	// CountPath reads one header of the articles upstream, and leaks its body.
 	CountPath = "/api/count"
 	// StatsPath serves [Stats] as JSON; ?since=N limits findings to Seq > N,
-	// ?gc=1 collects garbage first.
+	// ?overruns_since=N the largest overrun to those after the N-th, ?gc=1
+	// collects garbage first.
 	StatsPath = "/debug/demo/stats"
 	// FlushPath (POST) flushes the tracer provider.
 	FlushPath = "/debug/demo/flush"
 )
 
-// Response headers set by both gateways, read by the load driver.
+// Response headers set by every gateway, read by the load driver.
 const (
 	// TraceIDHeader carries the trace id of the request's server span.
 	TraceIDHeader = "X-Trace-Id"
@@ -98,7 +99,8 @@ type Count struct {
 // gateway's limit.
 var ErrBodyTooLarge = errors.New("gateway: upstream body too large")
 
-// Config configures either gateway.
+// Config configures a gateway: the naive one (with or without its first
+// fix) or the guarded one.
 type Config struct {
 	// Upstreams are called by [FeedPath]; the first one is also the one
 	// [CountPath] calls.
@@ -109,6 +111,16 @@ type Config struct {
 	Recorder *telemetry.Recorder
 	// Flush is called by [FlushPath]; nil does nothing.
 	Flush func() error
+	// Anomalies, for the guarded gateway, are the counters of telltale's
+	// sampler, served by [StatsPath]; nil serves none.
+	Anomalies *telemetry.AnomalyCounter
+	// Probe, if set, measures the process's scheduling delays for
+	// [StatsPath].
+	Probe *Probe
+	// TraceURL, for the guarded gateway, makes the trace ids of its
+	// inspector links into a trace UI: a URL in which {trace_id} stands for
+	// the id. Empty shows plain ids.
+	TraceURL string
 	// FirstFix, for the naive gateway only, races its feed's fan-out
 	// against time.After(FirstFix) (the incident's first fix,
 	// [FirstFixTimeout]); zero keeps the original, which waits for every
@@ -122,8 +134,12 @@ type Stats struct {
 	Goroutines int `json:"goroutines"`
 	// HeapInuse is the heap in use, in bytes.
 	HeapInuse uint64 `json:"heap_inuse"`
+	// CPU is what the process got of the CPUs.
+	CPU CPU `json:"cpu"`
 	// Spans are the recorder's counts and findings.
 	Spans telemetry.Snapshot `json:"spans"`
+	// Anomalies are the totals of telltale's sampler (guarded only).
+	Anomalies *telemetry.AnomalyCounts `json:"anomalies,omitempty"`
 	// Transport holds telltale's transport statistics (guarded only).
 	Transport any `json:"transport,omitempty"`
 }
@@ -137,10 +153,16 @@ func statsHandler(cfg Config, transport func() any) http.Handler {
 		}
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		st := Stats{Goroutines: runtime.NumGoroutine(), HeapInuse: ms.HeapInuse}
+		st := Stats{Goroutines: runtime.NumGoroutine(), HeapInuse: ms.HeapInuse, CPU: readCPU(cfg.Probe)}
 		if cfg.Recorder != nil {
 			since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
-			st.Spans = cfg.Recorder.Snapshot(since)
+			overrunsSince, _ := strconv.ParseInt(r.URL.Query().Get("overruns_since"), 10, 64)
+			st.Spans = cfg.Recorder.Snapshot(since, overrunsSince)
+		}
+		if cfg.Anomalies != nil {
+			if n, err := cfg.Anomalies.Counts(r.Context()); err == nil {
+				st.Anomalies = &n
+			}
 		}
 		if transport != nil {
 			st.Transport = transport()
@@ -186,13 +208,9 @@ func traceIDHeader(next echo.HandlerFunc) echo.HandlerFunc {
 // itemsURL is the path every upstream serves its document on.
 func itemsURL(up Upstream) string { return up.URL + "/items" }
 
-// maxBody bounds what the guarded gateway decodes from one upstream.
-const maxBody = 1 << 20
-
-// maxDrain bounds what the guarded gateway reads past the document so the
-// connection can be reused; beyond it, closing (and losing the connection)
-// is cheaper.
-const maxDrain = 64 << 10
+// MaxBody bounds what the guarded gateway decodes from one upstream: past
+// it, the upstream is left out of a partial answer.
+const MaxBody = 1 << 20
 
 // limitedReader fails with [ErrBodyTooLarge] past n bytes, where
 // io.LimitReader would report a silent EOF and a truncated document.

@@ -266,3 +266,20 @@ func leakLine(t *testing.T) int {
 	t.Fatal("no // LEAK: line in guarded.go")
 	return 0
 }
+
+func TestStatsReportTheProcessCPUAndTheProbe(t *testing.T) {
+	probe := gateway.StartProbe()
+	defer probe.Close()
+	srv := httptest.NewServer(gateway.NewNaive(gateway.Config{Upstreams: []gateway.Upstream{{Name: "articles", URL: "http://127.0.0.1:1"}}, Probe: probe}))
+	defer srv.Close()
+	defer http.DefaultClient.CloseIdleConnections()
+	time.Sleep(5 * gateway.ProbeInterval)
+	var st gateway.Stats
+	_, _, body := call(t, srv.URL+gateway.StatsPath)
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.CPU.Time <= 0 || st.CPU.RunQueueWait < 0 || st.CPU.ProbeDelayMax < 0 {
+		t.Errorf("CPU %+v: want the CPU time used so far, and no negative figure", st.CPU)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -62,7 +61,7 @@ func NewGuarded(cfg Config, logger *slog.Logger) (http.Handler, func() error) {
 	e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: monitor}))
 	e.GET(FeedPath, g.feed)
 	e.GET(CountPath, g.count)
-	e.GET(InspectorPath, ttmw.Inspector(ttmw.InspectorConfig{Transports: []*transport.Transport{tr}, Goroutines: monitor}))
+	e.GET(InspectorPath, ttmw.Inspector(ttmw.InspectorConfig{Transports: []*transport.Transport{tr}, Goroutines: monitor, TraceURL: cfg.TraceURL}))
 
 	stats := func() any {
 		return guardedStats{Transport: tr.Stats(), OrphanedGoroutines: len(monitor.Orphans())}
@@ -127,7 +126,10 @@ func (g *guarded) feed(c echo.Context) error {
 }
 
 // fetch gets one upstream's document: the request carries ctx, the body is
-// bounded, drained and closed on every path.
+// bounded and closed on every path. Closing it is enough for the connection
+// to go back to the pool: telltale's transport drains what is left on
+// Close (up to 256 KiB, for at most 100 ms) and closes the connection
+// beyond that.
 func fetch(ctx context.Context, client *http.Client, url string) ([]upstream.Item, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -138,14 +140,11 @@ func fetch(ctx context.Context, client *http.Client, url string) ([]upstream.Ite
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	defer resp.Body.Close()
-	// Read what is left, within reason, so the connection goes back to the
-	// pool (deferred after Close, so it runs before it).
-	defer func() { _, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain)) }()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("gateway: %s: %s", url, resp.Status)
 	}
 	var doc upstream.Document
-	if err := json.NewDecoder(&limitedReader{r: resp.Body, n: maxBody}).Decode(&doc); err != nil {
+	if err := json.NewDecoder(&limitedReader{r: resp.Body, n: MaxBody}).Decode(&doc); err != nil {
 		return nil, fmt.Errorf("gateway: decode %s: %w", url, err)
 	}
 	return doc.Items, nil

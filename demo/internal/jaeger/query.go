@@ -48,6 +48,27 @@ type Span struct {
 	Logs []Log `json:"logs"`
 	// Duration is in microseconds.
 	Duration int64 `json:"duration"`
+	// References link the span to its parent.
+	References []Reference `json:"references"`
+}
+
+// Reference links a span to another: refType CHILD_OF names its parent.
+type Reference struct {
+	// RefType is CHILD_OF or FOLLOWS_FROM.
+	RefType string `json:"refType"`
+	// TraceID and SpanID name the other span.
+	TraceID string `json:"traceID"`
+	SpanID  string `json:"spanID"`
+}
+
+// Parent returns the span id of s's parent, or "" for a root span.
+func (s Span) Parent() string {
+	for _, r := range s.References {
+		if r.RefType == "CHILD_OF" {
+			return r.SpanID
+		}
+	}
+	return ""
 }
 
 // TraceProcess names the service a span came from.

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/telltale-go/telltale/sampling"
 	"github.com/telltale-go/telltale/vocab"
 )
 
@@ -25,16 +27,48 @@ const (
 	EventSlow   = vocab.EventUpstreamSlow
 )
 
-// NewProvider returns a tracer provider for service that exports over
-// OTLP/HTTP to endpoint (a URL such as http://127.0.0.1:4318; empty means the
-// OTEL_EXPORTER_OTLP_* environment variables decide), and the [Recorder]
-// registered on it. Shut the provider down to flush it.
-func NewProvider(ctx context.Context, service, endpoint string) (*sdktrace.TracerProvider, *Recorder, error) {
+// Config configures [NewProvider].
+type Config struct {
+	// Service is the service.name of the traces.
+	Service string
+	// Endpoint is the OTLP/HTTP base URL to export to, such as
+	// http://127.0.0.1:4318; empty means the OTEL_EXPORTER_OTLP_*
+	// environment variables decide.
+	Endpoint string
+	// SampleRatio is the head sampler's ratio: every provider samples with
+	// ParentBased(TraceIDRatioBased(SampleRatio)), 1 keeping every trace.
+	SampleRatio float64
+	// AnomalyBudget, when positive, builds the provider with telltale's
+	// sampling.NewTracerProvider: the same head sampler, plus the traces
+	// of unsampled requests in which telltale found an anomaly, at most
+	// AnomalyBudget a second. Zero builds a plain sdktrace provider (the
+	// naive gateways have no telltale to find anomalies).
+	AnomalyBudget int
+	// Anomalies, if set with AnomalyBudget, receives the sampler's
+	// counters of anomaly traces exported and over the budget.
+	Anomalies *AnomalyCounter
+	// Logger receives the sampler's warnings; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// HeadSampler is the sampler every gateway uses: a trace started by a
+// request is kept with probability ratio, and the spans of a request follow
+// its parent's decision.
+func HeadSampler(ratio float64) sdktrace.Sampler {
+	return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))
+}
+
+// NewProvider returns a tracer provider that samples and exports as cfg
+// says, and the [Recorder] registered on it. The recorder sees what the
+// provider records, which is what it exports: the spans of sampled
+// requests and, with cfg.AnomalyBudget, the spans telltale replays. Shut
+// the provider down to flush it.
+func NewProvider(ctx context.Context, cfg Config) (*sdktrace.TracerProvider, *Recorder, error) {
 	var opts []otlptracehttp.Option
-	if endpoint != "" {
-		// endpoint is a base URL, like OTEL_EXPORTER_OTLP_ENDPOINT: the
+	if cfg.Endpoint != "" {
+		// Endpoint is a base URL, like OTEL_EXPORTER_OTLP_ENDPOINT: the
 		// signal's path is appended (WithEndpointURL would use it as is).
-		u, err := ParseEndpoint(endpoint)
+		u, err := ParseEndpoint(cfg.Endpoint)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -47,18 +81,28 @@ func NewProvider(ctx context.Context, service, endpoint string) (*sdktrace.Trace
 	if err != nil {
 		return nil, nil, fmt.Errorf("telemetry: OTLP exporter: %w", err)
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(cfg.Service)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
 	rec := NewRecorder()
-	tp := sdktrace.NewTracerProvider(
+	tpOpts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
 		sdktrace.WithSpanProcessor(rec),
 		// A short batch timeout so traces reach Jaeger while the demo runs.
 		sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(500*time.Millisecond)),
-	)
-	return tp, rec, nil
+	}
+	head := HeadSampler(cfg.SampleRatio)
+	if cfg.AnomalyBudget <= 0 {
+		return sdktrace.NewTracerProvider(append(tpOpts, sdktrace.WithSampler(head))...), rec, nil
+	}
+	sopts := []sampling.Option{sampling.WithBudget(cfg.AnomalyBudget), sampling.WithLogger(cfg.Logger)}
+	if cfg.Anomalies != nil {
+		sopts = append(sopts, sampling.WithMeterProvider(cfg.Anomalies.provider))
+	}
+	// telltale's set-up line: the head sampler unchanged, the anomalies of
+	// the requests it drops exported within the budget.
+	return sampling.NewTracerProvider(sampling.Sampler(head, sopts...), tpOpts...), rec, nil
 }
 
 // ParseEndpoint checks an OTLP/HTTP base URL such as http://127.0.0.1:4318.
@@ -99,6 +143,11 @@ type Snapshot struct {
 	Findings []Finding `json:"findings"`
 	// LastSeq is the Seq of the newest finding.
 	LastSeq int64 `json:"last_seq"`
+	// Overruns counts the server spans of handlers that ran past their
+	// deadline (telltale.deadline.overrun_ms); OverrunMax is the largest
+	// overrun among those after the count asked for.
+	Overruns   int64         `json:"overruns"`
+	OverrunMax time.Duration `json:"overrun_max_ns"`
 }
 
 // MaxFindings bounds how many findings a [Snapshot] carries.
@@ -117,6 +166,14 @@ type Recorder struct {
 	errorTypes map[string]int64
 	seq        int64
 	findings   []Finding
+	overruns   int64
+	recent     []overrun // the latest overruns, oldest first
+}
+
+// overrun is the overrun of the n-th server span that had one.
+type overrun struct {
+	n int64
+	d time.Duration
 }
 
 // NewRecorder returns an empty [Recorder].
@@ -135,11 +192,13 @@ func (r *Recorder) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 }
 
 // OnEnd counts ended client spans, their error types, and the telltale
-// events on them.
+// events on them; and the server spans that overran their deadline.
 func (r *Recorder) OnEnd(s sdktrace.ReadOnlySpan) {
+	if s.SpanKind() == trace.SpanKindServer {
+		r.serverEnded(s)
+		return
+	}
 	if s.SpanKind() != trace.SpanKindClient {
-		// Only client spans: the middleware repeats leak events on the
-		// server span, which would count each leak twice.
 		return
 	}
 	r.mu.Lock()
@@ -169,9 +228,29 @@ func (r *Recorder) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 }
 
-// Snapshot returns the counters and up to [MaxFindings] findings newer than
-// since.
-func (r *Recorder) Snapshot(since int64) Snapshot {
+// serverEnded counts a server span's overrun. Only client spans count
+// events: the middleware repeats leak events on the server span, which
+// would count each leak twice.
+func (r *Recorder) serverEnded(s sdktrace.ReadOnlySpan) {
+	for _, kv := range s.Attributes() {
+		if kv.Key != vocab.AttrDeadlineOverrun {
+			continue
+		}
+		d := time.Duration(kv.Value.AsFloat64() * float64(time.Millisecond))
+		r.mu.Lock()
+		if len(r.recent) == keptFindings {
+			r.recent = slices.Delete(r.recent, 0, keptFindings/2)
+		}
+		r.overruns++
+		r.recent = append(r.recent, overrun{r.overruns, d})
+		r.mu.Unlock()
+		return
+	}
+}
+
+// Snapshot returns the counters, up to [MaxFindings] findings newer than
+// since, and the largest overrun after the overrunsSince-th.
+func (r *Recorder) Snapshot(since, overrunsSince int64) Snapshot {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	snap := Snapshot{
@@ -180,6 +259,12 @@ func (r *Recorder) Snapshot(since int64) Snapshot {
 		Events:        clone(r.events),
 		ErrorTypes:    clone(r.errorTypes),
 		LastSeq:       r.seq,
+		Overruns:      r.overruns,
+	}
+	for _, o := range r.recent {
+		if o.n > overrunsSince {
+			snap.OverrunMax = max(snap.OverrunMax, o.d)
+		}
 	}
 	i, _ := slices.BinarySearchFunc(r.findings, since+1, func(f Finding, seq int64) int { return int(f.Seq - seq) })
 	end := min(len(r.findings), i+MaxFindings)

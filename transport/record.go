@@ -28,6 +28,7 @@ type record struct {
 
 	// Written by the request's goroutine before RoundTrip returns.
 	span      trace.Span
+	recording bool           // the head sampler kept the span (asked once: otelhttp may end it before telltale looks again)
 	forwarded *http.Request  // the request the base transport was given
 	orig      *http.Response // the base transport's response, into which net/http writes trailers
 	under     io.ReadCloser  // its body

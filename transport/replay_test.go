@@ -230,3 +230,38 @@ func (e *unsampledEnv) waitEnded(t *testing.T, n int) []sdktrace.ReadOnlySpan {
 	eventually(t, "exported spans", func() bool { return len(e.rec.Ended()) >= n })
 	return e.rec.Ended()
 }
+
+// A sampled call is exported once, as otelhttp records it, whatever went
+// wrong: replaying is for unsampled requests only.
+func TestSampledAnomaliesAreNotReplayed(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sampling.NewTracerProvider(sdktrace.AlwaysSample(), sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	tr := transport.New(nil, transport.WithTracerProvider(tp), transport.WithLogger(discardLogger()),
+		transport.WithSlowThreshold(time.Nanosecond, time.Nanosecond))
+	defer tr.Close()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + ln.Addr().String()
+	_ = ln.Close()
+	if _, err := tr.Client().Get(dead); err == nil {
+		t.Fatal("no error")
+	}
+	srv, _ := traceparentServer(t, http.StatusBadGateway, 0)
+	drainClose(get(t, tr.Client(), context.Background(), srv.URL))
+	ctx, scope := transport.WithScope(context.Background())
+	_ = get(t, tr.Client(), ctx, srv.URL)
+	scope.End()
+	eventually(t, "three spans", func() bool { return len(rec.Ended()) >= 3 })
+	time.Sleep(20 * time.Millisecond)
+	spans := rec.Ended()
+	ids := map[trace.SpanID]int{}
+	for _, s := range spans {
+		ids[s.SpanContext().SpanID()]++
+		if v, ok := attrOf(s.Attributes(), vocab.AttrReplayed); ok && v.AsBool() {
+			t.Errorf("a sampled span was replayed: %v", s.Attributes())
+		}
+	}
+	if len(spans) != 3 || len(ids) != 3 {
+		t.Errorf("%d spans, %d distinct ids, for 3 calls (failed, 5xx, leaked)", len(spans), len(ids))
+	}
+}

@@ -85,7 +85,7 @@ func (t *Transport) finish(rec *record, how finishKind, drained int64, readErr e
 // recorded the error on a recording span and ended it; an unsampled one is
 // replayed.
 func (t *Transport) callFailed(rec *record, err error) {
-	if rec.span == nil || rec.span.IsRecording() {
+	if rec.span == nil || rec.recording {
 		return
 	}
 	at := rec.headers
@@ -103,7 +103,7 @@ func (t *Transport) endSpan(rec *record, e *ending) {
 	if span == nil {
 		return
 	}
-	if span.IsRecording() {
+	if rec.recording {
 		if e.anomalous(rec) {
 			t.writeEvidence(span, rec, e)
 		}

@@ -123,7 +123,7 @@ func (in innerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			r = withTimeoutHeader(r, rec.budget)
 		}
 	}
-	if rec.span.IsRecording() {
+	if rec.recording = rec.span.IsRecording(); rec.recording {
 		t.recordSent(rec)
 	}
 

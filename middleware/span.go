@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/telltale-go/telltale/internal/anomaly"
+	"github.com/telltale-go/telltale/vocab"
 )
 
 // A recorder records on the request's server span: the span itself when it
@@ -44,6 +45,20 @@ func (r recorder) addEvent(name string, at time.Time, attrs ...attribute.KeyValu
 	case r.srv != nil:
 		r.srv.AddEvent(name, at, attrs...)
 	}
+}
+
+// ReportAnomaly tells telltale that the request ctx belongs to went wrong
+// in a way only the handler knows — a partial answer, a fallback, a
+// degraded result: its server span gets a telltale.anomaly event saying
+// why, and, if the head sampler dropped the request, is exported anyway,
+// with the rest of its trace, as telltale's own anomalies are (within the
+// sampling budget). ctx is the request's context, as the handler has it
+// (c.Request().Context()) or any context derived from it; outside a
+// request traced by Trace, it does nothing.
+func ReportAnomaly(ctx context.Context, why string) {
+	rec := recorderOf(ctx)
+	rec.addEvent(vocab.EventAnomaly, time.Now(), attribute.String(vocab.AttrAnomalyReason, why))
+	rec.anomaly()
 }
 
 // anomaly says that the request went wrong: an unsampled request's span is

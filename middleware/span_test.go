@@ -244,3 +244,31 @@ func mustRequest(t *testing.T, c echo.Context, url string) *http.Request {
 	}
 	return req
 }
+
+// A handler that reports its own anomaly — here a partial answer — gets
+// it on its server span, and an unsampled request is exported for it.
+func TestReportAnomaly(t *testing.T) {
+	for _, sampled := range []bool{true, false} {
+		v := newEnv(t)
+		if !sampled {
+			v = newUnsampledEnv(t)
+		}
+		v.stack(time.Second, nil)
+		seen := make(seenIDs, 1)
+		v.e.GET("/feed", func(c echo.Context) error {
+			seen.note(c)
+			ttmw.ReportAnomaly(c.Request().Context(), "partial: ads missing")
+			return c.NoContent(http.StatusOK)
+		})
+		v.start(t)
+		v.do(t, http.MethodGet, "/feed", nil)
+		server := v.exported(t, (<-seen).TraceID(), 1)[0]
+		if evs := server.Events(); len(evs) != 1 || evs[0].Name != vocab.EventAnomaly {
+			t.Fatalf("sampled %v: events %v", sampled, evs)
+		}
+		if why, _ := attrOf(server.Events()[0].Attributes, vocab.AttrAnomalyReason); why.AsString() != "partial: ads missing" {
+			t.Errorf("reason %q", why.AsString())
+		}
+	}
+	ttmw.ReportAnomaly(context.Background(), "outside a request") // does nothing
+}

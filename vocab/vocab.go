@@ -13,6 +13,11 @@ const (
 	// crossed a slow threshold; [AttrSlowKind] says which.
 	EventUpstreamSlow = "telltale.upstream.slow"
 
+	// EventAnomaly is recorded on the server span of a request its handler
+	// reported as anomalous (middleware.ReportAnomaly); AttrAnomalyReason
+	// says why.
+	EventAnomaly = "telltale.anomaly"
+
 	// EventTimeoutHeaderInvalid is recorded on the server span of a request
 	// whose deadline header could not be used; [AttrTimeoutHeaderError] says
 	// why.
@@ -74,6 +79,7 @@ const (
 	AttrClientGone       = "telltale.client_gone"         // the client went away before the handler finished
 
 	AttrTimeoutHeaderError = "telltale.deadline.header_error" // on EventTimeoutHeaderInvalid: why the header was ignored
+	AttrAnomalyReason      = "telltale.anomaly.reason"        // on EventAnomaly: what the handler said
 
 	AttrGoroutineCount    = "telltale.goroutine.count"                // goroutines in an orphaned group (same request, same stack)
 	AttrGoroutineRequest  = "telltale.goroutine.request"              // the request's id, as in the telltale.request pprof label

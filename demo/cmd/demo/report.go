@@ -248,9 +248,9 @@ func printJaeger(out io.Writer, results []scenarioResult, info reportInfo, servi
 				unseen := int64(c.AnomalousLooked-c.AnomalousFound) - g.AnomalyTraces.OverBudget
 				if unseen > 0 && c.Partial == "" {
 					partial = append(partial, fmt.Sprintf("%s/%s: %d anomalous requests are not in Jaeger and were not over the budget: telltale\n"+
-						"        found no anomaly in their calls, so the head sampler's decision stood (in huge, the handler itself leaves\n"+
-						"        out an ads body over its %d KiB limit: the call succeeded; telltale has no way for a handler to say so)",
-						sc.Name, g.Gateway, unseen, gateway.MaxBody>>10))
+						"        found no anomaly in them and the handler reported none (middleware.ReportAnomaly), so the head\n"+
+						"        sampler's decision stood",
+						sc.Name, g.Gateway, unseen))
 				}
 			}
 			if missing := g.Anomalous - len(g.AnomalousTraceIDs); missing > 0 {

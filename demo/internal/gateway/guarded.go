@@ -120,7 +120,12 @@ func (g *guarded) feed(c echo.Context) error {
 		feed.Parts[up.Name] = items[i]
 	}
 	if len(feed.Missing) > 0 {
-		c.Response().Header().Set(MissingHeader, strings.Join(feed.Missing, ","))
+		missing := strings.Join(feed.Missing, ",")
+		c.Response().Header().Set(MissingHeader, missing)
+		// A partial answer is a degraded one: its trace reaches Jaeger
+		// even when the head sampler dropped it, like telltale's own
+		// findings.
+		ttmw.ReportAnomaly(c.Request().Context(), "partial feed, missing "+missing)
 	}
 	return c.JSON(http.StatusOK, feed)
 }

@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,7 +16,9 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/telltale-go/telltale/internal/testkit"
 	ttmw "github.com/telltale-go/telltale/middleware"
+	"github.com/telltale-go/telltale/transport"
 	"github.com/telltale-go/telltale/vocab"
 )
 
@@ -271,4 +274,39 @@ func TestReportAnomaly(t *testing.T) {
 		}
 	}
 	ttmw.ReportAnomaly(context.Background(), "outside a request") // does nothing
+}
+
+// A call the handler makes in a trace of its own (trace.WithNewRoot) is
+// replayed in that trace, under that root, and nothing warns about a
+// set-up that is right.
+func TestUnsampledCallUnderANewRoot(t *testing.T) {
+	v := newUnsampledEnv(t, transport.WithLogger(testkit.Logger(&testkit.SyncBuffer{})))
+	logs := &testkit.SyncBuffer{}
+	tr := transport.New(nil, transport.WithTracerProvider(v.tp), transport.WithLogger(testkit.Logger(logs)))
+	defer tr.Close()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + ln.Addr().String()
+	_ = ln.Close()
+	v.stack(time.Second, nil)
+	roots := make(chan trace.SpanContext, 1)
+	v.e.GET("/job", func(c echo.Context) error {
+		ctx, root := v.tp.Tracer("app").Start(c.Request().Context(), "background", trace.WithNewRoot())
+		defer root.End()
+		roots <- root.SpanContext()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, dead, nil)
+		if _, err := tr.Client().Do(req); err == nil {
+			t.Error("no error")
+		}
+		return c.NoContent(http.StatusOK)
+	})
+	v.start(t)
+	v.do(t, http.MethodGet, "/job", nil)
+	root := <-roots
+	spans := v.exported(t, root.TraceID(), 1)
+	if spans[0].Parent().SpanID() != root.SpanID() {
+		t.Errorf("replayed under %v, want the new root %v", spans[0].Parent(), root)
+	}
+	if logs.String() != "" {
+		t.Errorf("logged:\n%s", logs)
+	}
 }

@@ -45,7 +45,8 @@ func (t *Transport) track(rec *record, resp *http.Response) *http.Response {
 	}
 	b := &body{rec: rec, resp: *orig}
 	b.resp.Body = b
-	if _, ok := rec.under.(io.ReadWriteCloser); ok && orig.StatusCode == http.StatusSwitchingProtocols {
+	if _, ok := rec.under.(io.ReadWriteCloser); ok && (orig.StatusCode == http.StatusSwitchingProtocols ||
+		rec.req.Method == http.MethodConnect && orig.StatusCode/100 == 2) {
 		rec.upgraded = true
 		b.resp.Body = upgradedBody{b}
 	}
@@ -111,8 +112,8 @@ func (b *body) syncTrailer() {
 	}
 }
 
-// upgradedBody is the body of a 101 Switching Protocols response: the
-// connection itself, writable.
+// upgradedBody is the body of a 101 Switching Protocols response, or of a
+// successful CONNECT: the connection itself, writable.
 type upgradedBody struct{ *body }
 
 func (u upgradedBody) Write(p []byte) (int, error) {

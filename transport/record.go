@@ -27,18 +27,19 @@ type record struct {
 	cancel context.CancelFunc // releases the backstop deadline, if any
 
 	// Written by the request's goroutine before RoundTrip returns.
-	span      trace.Span
-	recording bool           // the head sampler kept the span (asked once: otelhttp may end it before telltale looks again)
-	forwarded *http.Request  // the request the base transport was given
-	orig      *http.Response // the base transport's response, into which net/http writes trailers
-	under     io.ReadCloser  // its body
-	status    int
-	errKind   string        // error.type of a failed call
-	headers   time.Time     // when the response headers arrived
-	budget    time.Duration // time left before the deadline at send time
-	hasBudget bool
-	upgraded  bool // 101 Switching Protocols: a connection, not a body
-	slowTTFB  bool // the headers came after the slow threshold
+	span       trace.Span
+	recording  bool           // the span records: telltale writes the evidence on it
+	replayable bool           // the head sampler dropped it: an anomaly is exported by replaying it
+	forwarded  *http.Request  // the request the base transport was given
+	orig       *http.Response // the base transport's response, into which net/http writes trailers
+	under      io.ReadCloser  // its body
+	status     int
+	errKind    string        // error.type of a failed call
+	headers    time.Time     // when the response headers arrived
+	budget     time.Duration // time left before the deadline at send time
+	hasBudget  bool
+	upgraded   bool // 101 Switching Protocols, or CONNECT: a connection, not a body
+	slowTTFB   bool // the headers came after the slow threshold
 
 	dial atomic.Pointer[dialTimings] // set by the hardened dialer, from the dialing goroutine
 

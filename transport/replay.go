@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
@@ -24,7 +25,10 @@ type replayer struct {
 	tracer   trace.Tracer // otelhttp's: a replayed span has the scope a sampled one has
 	logger   *slog.Logger
 	warnOnce sync.Once
+	off      atomic.Bool // the provider has no telltale sampler: replaying is pointless
 }
+
+func (r *replayer) enabled() bool { return !r.off.Load() }
 
 func (r *replayer) init(tp trace.TracerProvider, logger *slog.Logger) {
 	r.tracer = tp.Tracer(otelhttp.ScopeName, trace.WithInstrumentationVersion(otelhttp.Version))
@@ -32,8 +36,9 @@ func (r *replayer) init(tp trace.TracerProvider, logger *slog.Logger) {
 }
 
 // noSampler says once that the anomalies of unsampled requests are lost,
-// and how to keep them.
+// and how to keep them, and stops replaying.
 func (r *replayer) noSampler() {
+	r.off.Store(true)
 	r.warnOnce.Do(func() {
 		r.logger.LogAttrs(context.Background(), slog.LevelWarn,
 			"telltale: an anomaly of a request the head sampler dropped is not exported, nor will later ones be: "+
@@ -45,15 +50,17 @@ func (r *replayer) noSampler() {
 // ids, times, attributes and events it would have had if sampled, under
 // the server span of its request.
 func (t *Transport) replayClient(rec *record, e *ending) {
+	self := rec.span.SpanContext()
 	parent := trace.SpanContextFromContext(rec.Context)
-	if srv := anomaly.ServerFrom(rec.Context); srv != nil {
+	if srv := anomaly.ServerFrom(rec.Context); srv != nil && srv.SpanContext().TraceID() == self.TraceID() {
 		// The request's own span, which the server middleware exports
 		// too, rather than a span of the application's in between that
-		// nothing exports.
+		// nothing exports. (A call started in a trace of its own, with
+		// trace.WithNewRoot, keeps its own parent.)
 		parent = srv.SpanContext()
 		srv.Anomaly()
 	}
-	span, outcome := anomaly.Start(t.replay.tracer, parent, rec.span.SpanContext(), "HTTP "+rec.req.Method,
+	span, outcome := anomaly.Start(t.replay.tracer, parent, self, "HTTP "+rec.req.Method,
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(rec.start))
 	if span == nil {
 		if outcome == anomaly.NoSampler {

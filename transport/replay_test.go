@@ -15,6 +15,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/telltale-go/telltale/sampling"
 	"github.com/telltale-go/telltale/transport"
@@ -263,5 +264,26 @@ func TestSampledAnomaliesAreNotReplayed(t *testing.T) {
 	}
 	if len(spans) != 3 || len(ids) != 3 {
 		t.Errorf("%d spans, %d distinct ids, for 3 calls (failed, 5xx, leaked)", len(spans), len(ids))
+	}
+}
+
+// With tracing off (a no-op provider), a failed call replays nothing and
+// warns about nothing.
+func TestNoopProviderReplaysNothing(t *testing.T) {
+	logs := &syncBuffer{}
+	tr := transport.New(nil, transport.WithTracerProvider(tracenoop.NewTracerProvider()), transport.WithLogger(slogTo(logs)))
+	defer tr.Close()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+	defer tp.Shutdown(context.Background())
+	ctx, _ := tp.Tracer("app").Start(context.Background(), "handler") // a valid, unsampled parent
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + ln.Addr().String()
+	_ = ln.Close()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, dead, nil)
+	if _, err := tr.Client().Do(req); err == nil {
+		t.Fatal("no error")
+	}
+	if logs.String() != "" {
+		t.Errorf("logged:\n%s", logs)
 	}
 }

@@ -20,8 +20,10 @@ import (
 // from a request: with context.WithoutCancel (or a context made from it).
 // The Scope's context is canceled when the Scope ends, as net/http cancels
 // a request's context when its handler returns; a body whose request
-// context is not canceled by that is detached, and is left to the other
-// leak checks (unreachable, too old, open at close).
+// context is then done — canceled by the Scope's end or earlier, by a
+// timeout or a cancel of the handler's own — is dead and reported, while a
+// body whose context is still live is detached, and left to the other leak
+// checks (unreachable, too old, open at close).
 //
 // The telltale Echo middleware opens one Scope per request; other servers
 // can do the same with [WithScope].
@@ -34,7 +36,8 @@ type Scope struct {
 
 type scopeKey struct{}
 
-// errScopeEnded is the cause with which a Scope's context is canceled.
+// errScopeEnded is the cause with which a Scope's context is canceled
+// (context.Cause tells it).
 var errScopeEnded = errors.New("transport: scope ended")
 
 // WithScope returns a copy of ctx that carries a new [Scope], and that Scope.
@@ -100,21 +103,13 @@ func (s *Scope) End() []Leak {
 	s.open = nil
 	s.mu.Unlock()
 
-	if len(open) == 0 {
-		s.ctx.End(errScopeEnded)
-		return nil
-	}
-	// Materialized, so that context.Cause of every context derived from
-	// the scope's tells whether the scope's end is what canceled it.
-	s.ctx.Materialize()
 	s.ctx.End(errScopeEnded)
-	ended := context.Cause(&s.ctx)
 	var leaks []Leak
 	for _, rec := range open {
-		if context.Cause(rec.Context) != ended {
-			// Detached (context.WithoutCancel): it outlives the scope
-			// on purpose. Or canceled before for a reason of its own,
-			// its own deadline: the other checks will tell.
+		if rec.Context.Err() == nil {
+			// Still live once the scope's context is canceled: detached
+			// (context.WithoutCancel, alone or under a timeout of its
+			// own still running), meant to outlive the scope.
 			continue
 		}
 		if l, ok := rec.t.reportLeak(rec, LeakOutOfScope); ok {

@@ -150,3 +150,22 @@ func TestConcurrentCloseReadAndScopeEnd(t *testing.T) {
 	}
 	transport.VerifyNoOpenBodies(t, e.tr)
 }
+
+// A body under the handler's own timeout, which its deferred cancel ended
+// before the scope did, is dead all the same: the scope reports it.
+func TestScopeReportsBodiesUnderTheHandlersOwnCancel(t *testing.T) {
+	srv := payloadServer(t, 1<<20)
+	e := newEnv(t, nil)
+	ctx, scope := transport.WithScope(context.Background())
+	var kept *http.Response
+	func() { // the handler
+		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		kept = get(t, e.client, callCtx, srv.URL)
+		_, _ = kept.Body.Read(make([]byte, 10))
+	}()
+	if leaks := scope.End(); len(leaks) != 1 {
+		t.Errorf("scope.End() = %d leaks for a body left open under the handler's own timeout", len(leaks))
+	}
+	_ = kept.Body.Close()
+}

@@ -85,7 +85,7 @@ func (t *Transport) finish(rec *record, how finishKind, drained int64, readErr e
 // recorded the error on a recording span and ended it; an unsampled one is
 // replayed.
 func (t *Transport) callFailed(rec *record, err error) {
-	if rec.span == nil || rec.recording {
+	if rec.span == nil || !rec.replayable {
 		return
 	}
 	at := rec.headers
@@ -103,14 +103,13 @@ func (t *Transport) endSpan(rec *record, e *ending) {
 	if span == nil {
 		return
 	}
-	if rec.recording {
+	if rec.recording && e.how != finishFailed { // otelhttp ended a failed call's span
 		if e.anomalous(rec) {
 			t.writeEvidence(span, rec, e)
 		}
 		span.End() // e.at is now: the SDK's clock says the same, without an option to allocate
-		return
 	}
-	if e.anomalous(rec) && span.SpanContext().IsValid() {
+	if rec.replayable && e.anomalous(rec) {
 		t.replayClient(rec, e)
 	}
 }

@@ -85,6 +85,9 @@ func (t *Transport) Client() *http.Client {
 // transport returned — the same error value, the same status, headers and
 // body bytes — with a body that telltale tracks.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Header == nil {
+		return t.base.RoundTrip(req) // its own error for a request it cannot send
+	}
 	rec := &record{Context: req.Context(), t: t, req: req, start: time.Now()}
 	rec.npcs = runtime.Callers(2, rec.pcs[:])
 	ctx := context.Context(rec)
@@ -123,7 +126,15 @@ func (in innerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			r = withTimeoutHeader(r, rec.budget)
 		}
 	}
-	if rec.recording = rec.span.IsRecording(); rec.recording {
+	// Asked once, now: otelhttp ends the span of a failed call before
+	// telltale looks again, and an ended span is no longer recording.
+	rec.recording = rec.span.IsRecording()
+	// A span the head sampler dropped is replayed if anomalous; not one
+	// that is its parent's (a no-op tracer's), which names no call.
+	sc := rec.span.SpanContext()
+	rec.replayable = t.replay.enabled() && sc.IsValid() && !sc.IsSampled() &&
+		sc.SpanID() != trace.SpanContextFromContext(rec.Context).SpanID()
+	if rec.recording {
 		t.recordSent(rec)
 	}
 

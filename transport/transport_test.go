@@ -424,3 +424,22 @@ func TestSwitchingProtocols(t *testing.T) {
 		e.waitEnded(t, 1)
 	})
 }
+
+// A request with a nil Header gets the base transport's own answer, not a
+// panic.
+func TestNilRequestHeader(t *testing.T) {
+	srv := payloadServer(t, 10)
+	u, _ := url.Parse(srv.URL)
+	e := newEnv(t, nil, transport.WithDeadlinePropagation())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req := (&http.Request{Method: http.MethodGet, URL: u, Host: u.Host}).WithContext(ctx)
+	_, plainErr := transport.NewHardenedTransport().RoundTrip(req)
+	resp, err := e.tr.RoundTrip(req)
+	if err == nil {
+		drainClose(resp)
+	}
+	if (err == nil) != (plainErr == nil) || err != nil && err.Error() != plainErr.Error() {
+		t.Errorf("telltale: %v; plain: %v", err, plainErr)
+	}
+}

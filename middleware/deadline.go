@@ -186,6 +186,7 @@ func (cfg *DeadlineConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 		ctx = &r.ctx
 	}
 	err := next(c)
+	c.SetRequest(req) // its context is over: Echo's error handler answers with the request as it came
 
 	overrun := time.Since(deadline)
 	res, out := cfg.outcome(c, parent, ctx, err, overrun, deadline.Sub(start))
@@ -250,16 +251,37 @@ type deadlineRequest struct {
 
 type deadlineRequestKey struct{}
 
-// withContext gives c a copy of its request with ctx. When that request is
-// the copy Deadline made and handed on, it is reused: Leaks, right after
-// Deadline, costs no request copy of its own.
-func withContext(c echo.Context, ctx context.Context) {
+// withContext gives c a copy of its request with ctx, and returns how to
+// put the request back. When that request is the copy Deadline made and
+// handed on, it is reused: Leaks, right after Deadline, costs no request
+// copy of its own.
+func withContext(c echo.Context, ctx context.Context) requestSwap {
 	req := c.Request()
+	swap := requestSwap{c: c, prev: req, prevCtx: req.Context()}
 	if r, ok := req.Context().Value(deadlineRequestKey{}).(*deadlineRequest); ok && &r.req == req {
 		r.req = *req.WithContext(ctx) // the copy WithContext makes stays on the stack
-		return
+		swap.inPlace = true
+		return swap
 	}
 	c.SetRequest(req.WithContext(ctx))
+	return swap
+}
+
+// A requestSwap puts back the request a middleware replaced, so that what
+// runs after it — Echo's error handler, the middleware before — sees the
+// request, and the context, it had.
+type requestSwap struct {
+	c       echo.Context
+	prev    *http.Request
+	prevCtx context.Context
+	inPlace bool
+}
+
+func (s requestSwap) undo() {
+	if s.inPlace {
+		*s.prev = *s.prev.WithContext(s.prevCtx)
+	}
+	s.c.SetRequest(s.prev)
 }
 
 // deadlineMessage is the JSON body of a request answered because of its

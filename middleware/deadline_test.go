@@ -608,3 +608,30 @@ func TestHeaderCannotLengthenTimeoutFuncDeadline(t *testing.T) {
 		t.Errorf("header 1000 with TimeoutFunc 50ms and no MaxTimeout: budget %s, want <= 50ms", got)
 	}
 }
+
+// Echo's error handler runs with the request as it came into Deadline and
+// Leaks: its context still live, for an error handler that looks at it or
+// works with it, not the contexts they ended.
+func TestErrorHandlerSeesALiveRequestContext(t *testing.T) {
+	for _, withTrace := range []bool{true, false} {
+		v := newEnv(t)
+		var seen error = errors.New("error handler not called")
+		v.e.HTTPErrorHandler = func(err error, c echo.Context) {
+			seen = c.Request().Context().Err()
+			v.e.DefaultHTTPErrorHandler(err, c)
+		}
+		if withTrace {
+			v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
+		}
+		v.e.Use(ttmw.Deadline(2 * time.Second))
+		v.e.Use(ttmw.Leaks())
+		v.e.GET("/fail", func(c echo.Context) error { return echo.NewHTTPError(http.StatusBadGateway, "upstream") })
+		v.start(t)
+		if code, _ := v.do(t, http.MethodGet, "/fail", nil); code != http.StatusBadGateway {
+			t.Fatalf("status %d", code)
+		}
+		if seen != nil {
+			t.Errorf("with Trace %v: the error handler saw the request context %v", withTrace, seen)
+		}
+	}
+}

@@ -46,7 +46,10 @@ const (
 	DefaultMaxOrphanReports = 100
 
 	// DefaultEndedRequestHistory is how many ended requests a monitor
-	// remembers (route, span, end time) to describe their orphans.
+	// remembers (route, span, end time; for an unsampled request, what it
+	// takes to export its span later) to describe their orphans: a few
+	// megabytes at most (TestMonitorHistoryKeepsLittlePerRequest bounds a
+	// request at 1.5 KiB).
 	DefaultEndedRequestHistory = 16384
 )
 
@@ -140,7 +143,8 @@ type GoroutineMonitorConfig struct {
 // Checks run at most once per Interval, whoever asks: [GoroutineMonitor.Start]
 // runs them periodically, [GoroutineMonitor.Check] on demand, [Inspector] when
 // its page is viewed. Per request the monitor costs a map insert and delete
-// under one of 32 locks.
+// under one of 32 locks, and remembers the request for a while (see
+// [DefaultEndedRequestHistory]).
 //
 // A GoroutineMonitor is safe for concurrent use. Use one per process; create
 // it with [NewGoroutineMonitor].

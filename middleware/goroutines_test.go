@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/telltale-go/telltale/internal/goroutines"
 	ttmw "github.com/telltale-go/telltale/middleware"
+	"github.com/telltale-go/telltale/sampling"
 	"github.com/telltale-go/telltale/vocab"
 )
 
@@ -522,5 +524,39 @@ func BenchmarkGoroutineMonitorCheck(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		mon.Check()
+	}
+}
+
+// A monitor remembers an ended request, sampled or not, in little memory:
+// not the request, its headers or its connection, only what it takes to
+// report an orphan of it later (for an unsampled request, to export its
+// span then).
+func TestMonitorHistoryKeepsLittlePerRequest(t *testing.T) {
+	heap := func(history int) uint64 {
+		tp := sampling.NewTracerProvider(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0)))
+		defer tp.Shutdown(context.Background())
+		mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: tp, History: history})
+		e := echo.New()
+		e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: tp}))
+		e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
+		e.POST("/x", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
+		big := strings.Repeat("a", 1000)
+		for range 4000 {
+			req := httptest.NewRequest(http.MethodPost, "/x", strings.NewReader(strings.Repeat("b", 100)))
+			req.Header.Set("X-Big", big)
+			e.ServeHTTP(httptest.NewRecorder(), req)
+		}
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		runtime.KeepAlive(mon)
+		return ms.HeapAlloc
+	}
+	small, full := heap(32), heap(0)
+	per := (float64(full) - float64(small)) / 4000
+	t.Logf("%.0f bytes per unsampled request", per)
+	if per > 1536 {
+		t.Errorf("the history keeps %.0f bytes per unsampled request with a 1 KiB header, want under 1.5 KiB", per)
 	}
 }

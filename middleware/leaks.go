@@ -55,8 +55,8 @@ func LeaksWithConfig(cfg LeaksConfig) echo.MiddlewareFunc {
 // its client span, its metric and its log, and repaired — closed, freeing
 // its connection — unless the transport is report-only. The middleware puts
 // the leaks on the server span too: the attribute telltale.leaks (set only
-// when not zero) and one [transport.EventBodyLeaked] event per body, with
-// [transport.LeakAttributes]: the handler's file and line, its stack, the
+// when not zero) and one telltale.response.body.leaked event per body, with
+// [transport.Leak.Attributes]: the handler's file and line, its stack, the
 // upstream and how long the body was open.
 //
 // With a goroutine monitor, or with ProfileLabels, the handler's goroutine
@@ -105,7 +105,7 @@ func (cfg *LeaksConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 		// whatever labels it had (none, unless the server set some).
 		defer pprof.SetGoroutineLabels(parent)
 	}
-	withContext(c, ctx)
+	defer withContext(c, ctx).undo()
 
 	// Scope.End runs even if the handler panics: the bodies are leaked all
 	// the same, and a recover further out still answers.

@@ -12,37 +12,43 @@ import (
 )
 
 // A recorder records on the request's server span: the span itself when it
-// is recording, or, for a request the head sampler dropped, the
-// anomaly.Server that exports it if the request turns out anomalous. The
-// zero recorder records nothing (the request is not traced by Trace).
+// is recording, and, for a request the head sampler did not sample, the
+// anomaly.Server that exports it if the request turns out anomalous (a span
+// recorded but not sampled has both). The zero recorder records nothing
+// (the request is not traced by Trace).
 type recorder struct {
 	span trace.Span
 	srv  *anomaly.Server
 }
 
 func recorderOf(ctx context.Context) recorder {
-	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		return recorder{span: span}
+	var r recorder
+	span := trace.SpanFromContext(ctx)
+	if span.IsRecording() {
+		r.span = span
 	}
-	return recorder{srv: anomaly.ServerFrom(ctx)}
+	if !span.SpanContext().IsSampled() {
+		r.srv = anomaly.ServerFrom(ctx)
+	}
+	return r
 }
 
 func (r recorder) recording() bool { return r.span != nil || r.srv != nil }
 
 func (r recorder) setAttributes(attrs ...attribute.KeyValue) {
-	switch {
-	case r.span != nil:
+	if r.span != nil {
 		r.span.SetAttributes(attrs...)
-	case r.srv != nil:
+	}
+	if r.srv != nil {
 		r.srv.SetAttributes(attrs...)
 	}
 }
 
 func (r recorder) addEvent(name string, at time.Time, attrs ...attribute.KeyValue) {
-	switch {
-	case r.span != nil:
+	if r.span != nil {
 		r.span.AddEvent(name, trace.WithTimestamp(at), trace.WithAttributes(attrs...))
-	case r.srv != nil:
+	}
+	if r.srv != nil {
 		r.srv.AddEvent(name, at, attrs...)
 	}
 }

@@ -1,30 +1,26 @@
 package middleware
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/telltale-go/telltale/internal/anomaly"
 	"github.com/telltale-go/telltale/internal/errkind"
 	"github.com/telltale-go/telltale/internal/redact"
 	"github.com/telltale-go/telltale/vocab"
@@ -100,6 +96,7 @@ func (cfg TraceConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 		otelhttp.WithSpanNameFormatter(names.format),
 	)
 	tc := &traceConfig{TraceConfig: cfg, names: names, tracer: replayTracer(cfg.TracerProvider)}
+	tc.replaying.Store(true)
 	// A tracedRequest and otelhttp's handler bound to it are reused from
 	// request to request: two allocations less per request.
 	tc.pool.New = func() any {
@@ -137,10 +134,12 @@ func (cfg TraceConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 // traceConfig is a TraceConfig ready to serve.
 type traceConfig struct {
 	TraceConfig
-	names    *spanNames
-	tracer   trace.Tracer // replays unsampled spans
-	pool     sync.Pool    // of *tracedRequest
-	warnOnce sync.Once
+	names     *spanNames
+	tracer    trace.Tracer // replays unsampled spans
+	pool      sync.Pool    // of *tracedRequest
+	replaying atomic.Bool  // until the provider shows it has no telltale sampler
+	warnOnce  sync.Once
+	fields    atomic.Pointer[[]string] // the propagators' header names
 }
 
 // tracedRequest runs the rest of the Echo chain inside otelhttp's handler.
@@ -154,28 +153,11 @@ type tracedRequest struct {
 	u       *unsampled // when the head sampler dropped the request
 }
 
-// unsampled is the span of a request the head sampler dropped, kept so
-// that package anomaly can export it if the request turns out anomalous,
-// and what it would have carried: set when the request ends, from an
-// echo.Context that is then reused.
-type unsampled struct {
-	anomaly.Server
-	cfg      *traceConfig
-	req      *http.Request
-	route    string
-	status   int
-	size     int64
-	errType  string
-	panicked bool
-}
-
 func (t *tracedRequest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := t.c
 	span := trace.SpanFromContext(r.Context())
-	if !span.IsRecording() && span.SpanContext().IsValid() {
-		t.u = &unsampled{cfg: t.cfg, req: t.req}
-		t.u.Init(r.Context(), t.cfg.tracer, span.SpanContext(), t.start)
-		r = r.WithContext(&t.u.Server)
+	if sc := span.SpanContext(); sc.IsValid() && !sc.IsSampled() && t.cfg.replaying.Load() {
+		t.u, r = newUnsampled(t.cfg, t.req, r, sc, t.start)
 	}
 	// otelhttp's writer counts the status and the bytes written, and the
 	// request carries the span.
@@ -187,12 +169,17 @@ func (t *tracedRequest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if p := recover(); p != nil {
 			if p != http.ErrAbortHandler {
 				t.recordPanic(span)
+			} else if t.u != nil {
+				t.end(StatusClientClosedRequest) // the handler gave up on the response
 			}
 			panic(p)
 		}
 	}()
 	err := t.next(c)
 	if err != nil {
+		// Echo's error handler answers with the request as Trace got it:
+		// the contexts Deadline and Leaks made are over.
+		c.SetRequest(r)
 		c.Error(err)
 		if c.Response().Status >= http.StatusInternalServerError {
 			rec := recorderOf(r.Context())
@@ -223,75 +210,6 @@ func (t *tracedRequest) recordPanic(span trace.Span) {
 	}
 }
 
-// end ends an unsampled request: its span is exported now if the request
-// went wrong, later if something of it turns out to have.
-func (t *tracedRequest) end(status int) {
-	u := t.u
-	u.route, u.status, u.size = t.c.Path(), status, t.c.Response().Size
-	if status >= http.StatusInternalServerError {
-		u.MarkAnomalous()
-	}
-	if u.End(u, time.Now()) == anomaly.NoSampler {
-		t.cfg.noSampler()
-	}
-}
-
-// Describe implements anomaly.Describer: the span otelhttp would have
-// recorded for the request.
-func (t *unsampled) Describe() (string, trace.SpanContext, []attribute.KeyValue, codes.Code, string) {
-	r := t.req
-	name := t.cfg.names.name(r.Method, t.route)
-	prop := t.cfg.Propagators
-	if prop == nil {
-		prop = otel.GetTextMapPropagator()
-	}
-	parent := trace.SpanContextFromContext(prop.Extract(context.Background(), propagation.HeaderCarrier(r.Header)))
-	attrs := make([]attribute.KeyValue, 0, 16)
-	attrs = append(attrs, anomaly.MethodAttributes(r.Method)...)
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	attrs = append(attrs, semconv.URLScheme(scheme), semconv.URLPath(r.URL.Path), semconv.HTTPRoute(t.route))
-	host, port := splitHostPort(cmp.Or(t.cfg.ServerName, r.Host))
-	attrs = append(attrs, semconv.ServerAddress(host))
-	if anomaly.NonDefaultPort(scheme, port) {
-		attrs = append(attrs, semconv.ServerPort(port))
-	}
-	if peer, peerPort := splitHostPort(r.RemoteAddr); peer != "" {
-		attrs = append(attrs, semconv.NetworkPeerAddress(peer), semconv.ClientAddress(peer))
-		if peerPort > 0 {
-			attrs = append(attrs, semconv.NetworkPeerPort(peerPort))
-		}
-	}
-	if ua := r.UserAgent(); ua != "" {
-		attrs = append(attrs, semconv.UserAgentOriginal(ua))
-	}
-	if v := anomaly.ProtocolVersion(r.Proto); v != "" {
-		attrs = append(attrs, semconv.NetworkProtocolVersion(v))
-	}
-	attrs = append(attrs, semconv.HTTPResponseStatusCode(t.status), semconv.HTTPResponseBodySize(int(t.size)))
-	if t.status < http.StatusInternalServerError {
-		return name, parent, attrs, codes.Unset, ""
-	}
-	if t.errType == "" {
-		attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(t.status)))
-	}
-	if t.panicked {
-		return name, parent, attrs, codes.Error, "panic"
-	}
-	return name, parent, attrs, codes.Error, ""
-}
-
-func splitHostPort(hostport string) (string, int) {
-	host, p, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return hostport, 0
-	}
-	port, _ := strconv.Atoi(p)
-	return host, port
-}
-
 // replayTracer is otelhttp's tracer of the provider (the global one when
 // nil, which delegates to whatever provider is set later): a replayed span
 // has the scope a sampled one has.
@@ -303,8 +221,9 @@ func replayTracer(tp trace.TracerProvider) trace.Tracer {
 }
 
 // noSampler says once that the anomalies of unsampled requests are lost,
-// and how to keep them.
+// and how to keep them, and stops keeping what their spans would carry.
 func (cfg *traceConfig) noSampler() {
+	cfg.replaying.Store(false)
 	cfg.warnOnce.Do(func() {
 		slog.Default().LogAttrs(context.Background(), slog.LevelWarn,
 			"telltale: an anomaly of a request the head sampler dropped is not exported, nor will later ones be: "+

@@ -23,19 +23,17 @@ type Describer interface {
 // A Server is the server span of an unsampled request, kept so that it can
 // be exported if the request turns out anomalous — at its end, or later,
 // when a body it leaked is found by the garbage collector or a goroutine it
-// started is found still running. It is the request context that carries
-// it (see [WithServer]), so it lives as long as anything of the request.
+// started is found still running. It holds nothing of the request but what
+// its Describer keeps, so that whoever keeps it for later (a goroutine
+// monitor's history) keeps little.
 type Server struct {
-	context.Context // the request context it is carried by
-
 	tracer trace.Tracer
 	self   trace.SpanContext
 	start  time.Time
 
 	mu        sync.Mutex
 	describer Describer
-	buf       [6]attribute.KeyValue // most requests' extra attributes, without an allocation
-	attrs     []attribute.KeyValue  // set by the middleware during the request
+	attrs     []attribute.KeyValue // set by the middleware during the request
 	events    []event
 	anomalous bool
 	ended     bool
@@ -50,24 +48,34 @@ type event struct {
 	attrs []attribute.KeyValue
 }
 
-type serverKey struct{}
-
-// Init sets up a Server embedded in its owner's struct (which saves an
-// allocation per unsampled request): the Server is then also the context
-// carrying it, derived from ctx, for the dropped server span self, started
-// at start, to be replayed with tracer (the server instrumentation's own).
-// It is not ended until [Server.End].
-func (s *Server) Init(ctx context.Context, tracer trace.Tracer, self trace.SpanContext, start time.Time) {
-	s.Context, s.tracer, s.self, s.start = ctx, tracer, self, start
-	s.attrs = s.buf[:0]
+// Init sets up a Server embedded in its owner's struct, for the dropped
+// server span self, started at start, to be replayed with tracer (the
+// server instrumentation's own). It is not ended until [Server.End].
+func (s *Server) Init(tracer trace.Tracer, self trace.SpanContext, start time.Time) {
+	s.tracer, s.self, s.start = tracer, self, start
 }
 
-// Value makes the Server the context that carries itself.
-func (s *Server) Value(key any) any {
+// A ServerContext is the context of an unsampled request: it carries the
+// request's [Server] to the transport and the middleware, as long as
+// anything of the request holds the context.
+type ServerContext struct {
+	context.Context
+	srv *Server
+}
+
+type serverKey struct{}
+
+// Init makes c a child of parent that carries srv.
+func (c *ServerContext) Init(parent context.Context, srv *Server) {
+	c.Context, c.srv = parent, srv
+}
+
+// Value makes the ServerContext the context that carries its Server.
+func (c *ServerContext) Value(key any) any {
 	if key == (serverKey{}) {
-		return s
+		return c.srv
 	}
-	return s.Context.Value(key)
+	return c.Context.Value(key)
 }
 
 // ServerFrom returns the Server of the request ctx belongs to, or nil when
@@ -167,5 +175,8 @@ func (s *Server) replay() Outcome {
 		span.SetStatus(code, desc)
 	}
 	span.End(trace.WithTimestamp(s.end))
+	s.mu.Lock()
+	s.attrs, s.events = nil, nil // exported: a monitor's history keeps the ids only
+	s.mu.Unlock()
 	return o
 }

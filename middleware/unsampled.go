@@ -1,0 +1,155 @@
+package middleware
+
+import (
+	"cmp"
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/telltale-go/telltale/internal/anomaly"
+)
+
+// unsampled is the span of a request the head sampler dropped, kept so that
+// package anomaly can export it if the request turns out anomalous, and
+// what otelhttp would have recorded on it. It keeps the few strings that
+// takes, not the request: a goroutine monitor holds it for as long as it
+// remembers the request.
+type unsampled struct {
+	anomaly.Server
+	cfg *traceConfig
+
+	// From the request, when it came.
+	method, path, host, peer, userAgent, proto string
+	tls                                       bool
+	propagation                               [4]string // the propagators' headers, to find the parent when exported
+
+	// When it ended.
+	route    string
+	status   int
+	size     int64
+	errType  string
+	panicked bool
+}
+
+// unsampledRequest is the request handed on, and its context carrying the
+// unsampled span: one allocation for both.
+type unsampledRequest struct {
+	ctx anomaly.ServerContext
+	req http.Request
+}
+
+// newUnsampled keeps the span sc of the request orig (received as r, in
+// otelhttp's copy), started at start, and returns it with the request to
+// hand on, whose context carries it.
+func newUnsampled(cfg *traceConfig, orig, r *http.Request, sc trace.SpanContext, start time.Time) (*unsampled, *http.Request) {
+	u := &unsampled{
+		cfg: cfg, method: orig.Method, path: orig.URL.Path, host: cmp.Or(cfg.ServerName, orig.Host),
+		peer: orig.RemoteAddr, userAgent: orig.UserAgent(), proto: orig.Proto, tls: orig.TLS != nil,
+	}
+	for i, f := range cfg.propagationFields() {
+		if i < len(u.propagation) {
+			u.propagation[i] = orig.Header.Get(f)
+		}
+	}
+	u.Init(cfg.tracer, sc, start)
+	ur := &unsampledRequest{}
+	ur.ctx.Init(r.Context(), &u.Server)
+	ur.req = *r.WithContext(&ur.ctx) // the copy WithContext makes stays on the stack
+	return u, &ur.req
+}
+
+// propagationFields are the header names the propagators read.
+func (cfg *traceConfig) propagationFields() []string {
+	if f := cfg.fields.Load(); f != nil {
+		return *f
+	}
+	f := cfg.propagators().Fields()
+	cfg.fields.Store(&f)
+	return f
+}
+
+func (cfg *traceConfig) propagators() propagation.TextMapPropagator {
+	if cfg.Propagators != nil {
+		return cfg.Propagators
+	}
+	return otel.GetTextMapPropagator()
+}
+
+// end ends an unsampled request: its span is exported now if the request
+// went wrong, later if something of it turns out to have.
+func (t *tracedRequest) end(status int) {
+	u := t.u
+	u.route, u.status, u.size = t.c.Path(), status, t.c.Response().Size
+	if status >= http.StatusInternalServerError {
+		u.MarkAnomalous()
+	}
+	if u.End(u, time.Now()) == anomaly.NoSampler {
+		t.cfg.noSampler()
+	}
+}
+
+// Describe implements anomaly.Describer: the span otelhttp would have
+// recorded for the request.
+func (u *unsampled) Describe() (string, trace.SpanContext, []attribute.KeyValue, codes.Code, string) {
+	name := u.cfg.names.name(u.method, u.route)
+	carrier := propagation.HeaderCarrier{}
+	for i, f := range u.cfg.propagationFields() {
+		if i < len(u.propagation) && u.propagation[i] != "" {
+			carrier.Set(f, u.propagation[i])
+		}
+	}
+	parent := trace.SpanContextFromContext(u.cfg.propagators().Extract(context.Background(), carrier))
+	attrs := make([]attribute.KeyValue, 0, 16)
+	attrs = append(attrs, anomaly.MethodAttributes(u.method)...)
+	scheme := "http"
+	if u.tls {
+		scheme = "https"
+	}
+	attrs = append(attrs, semconv.URLScheme(scheme), semconv.URLPath(u.path), semconv.HTTPRoute(u.route))
+	host, port := splitHostPort(u.host)
+	attrs = append(attrs, semconv.ServerAddress(host))
+	if anomaly.NonDefaultPort(scheme, port) {
+		attrs = append(attrs, semconv.ServerPort(port))
+	}
+	if peer, peerPort := splitHostPort(u.peer); peer != "" {
+		attrs = append(attrs, semconv.NetworkPeerAddress(peer), semconv.ClientAddress(peer))
+		if peerPort > 0 {
+			attrs = append(attrs, semconv.NetworkPeerPort(peerPort))
+		}
+	}
+	if u.userAgent != "" {
+		attrs = append(attrs, semconv.UserAgentOriginal(u.userAgent))
+	}
+	if v := anomaly.ProtocolVersion(u.proto); v != "" {
+		attrs = append(attrs, semconv.NetworkProtocolVersion(v))
+	}
+	attrs = append(attrs, semconv.HTTPResponseStatusCode(u.status), semconv.HTTPResponseBodySize(int(u.size)))
+	if u.status < http.StatusInternalServerError {
+		return name, parent, attrs, codes.Unset, ""
+	}
+	if u.errType == "" {
+		attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(u.status)))
+	}
+	if u.panicked {
+		return name, parent, attrs, codes.Error, "panic"
+	}
+	return name, parent, attrs, codes.Error, ""
+}
+
+func splitHostPort(hostport string) (string, int) {
+	host, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport, 0
+	}
+	port, _ := strconv.Atoi(p)
+	return host, port
+}

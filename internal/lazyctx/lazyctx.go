@@ -19,8 +19,9 @@ type Context struct {
 	isReal atomic.Bool // real is set: written once, under mu, before this
 	ended  atomic.Bool
 
-	mu    sync.Mutex // guards materializing and ending
-	cause error      // End's cause
+	mu        sync.Mutex // guards materializing and ending
+	cause     error      // End's cause
+	endedDone bool       // when End was called, the context was done already (parent, deadline)
 }
 
 type real struct {
@@ -101,9 +102,16 @@ func (c *Context) materialize() context.Context {
 		return c.real.ctx
 	}
 	r := &c.real
-	if c.hasDeadline {
+	switch {
+	case c.ended.Load() && !c.endedDone:
+		// Built after End, which canceled it first: its error and cause
+		// are End's, whatever its parent has become since, as with a
+		// standard context canceled before its parent.
+		r.ctx, r.cancelCause = context.WithCancelCause(context.WithoutCancel(c.parent))
+		r.cancelCause(c.cause)
+	case c.hasDeadline:
 		r.ctx, r.cancel = context.WithDeadline(c.parent, c.deadline)
-	} else {
+	default:
 		r.ctx, r.cancelCause = context.WithCancelCause(c.parent)
 	}
 	if c.ended.Load() {
@@ -128,6 +136,7 @@ func (c *Context) End(cause error) {
 		return
 	}
 	c.cause = cause
+	c.endedDone = c.parent.Err() != nil || c.hasDeadline && !time.Now().Before(c.deadline)
 	c.ended.Store(true)
 	materialized := c.isReal.Load()
 	c.mu.Unlock()

@@ -108,3 +108,20 @@ func TestParentCancellationIsSeen(t *testing.T) {
 		t.Errorf("Err() = %v", c.Err())
 	}
 }
+
+// A context ended with its own cause before its parent keeps that cause,
+// as a standard context does, however late anybody asks.
+func TestEndedChildKeepsItsCause(t *testing.T) {
+	mine := errors.New("child's cause")
+	var parent, child lazyctx.Context
+	parent.Init(context.Background(), key{}, 1)
+	child.Init(&parent, key{}, 2)
+	child.End(mine)
+	parent.End(nil)
+	if got := context.Cause(&child); got != mine || !errors.Is(child.Err(), context.Canceled) {
+		t.Errorf("Cause(child) = %v, Err %v; want %v, Canceled", got, child.Err(), mine)
+	}
+	if child.Value(key{}) != 2 || parent.Value(key{}) != 1 {
+		t.Error("values lost")
+	}
+}

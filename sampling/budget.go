@@ -15,8 +15,11 @@ import (
 )
 
 // budget admits at most perSecond anomaly traces a second (a token bucket
-// as deep as a second's worth), and remembers its recent decisions by trace
-// id, so that every span of a trace gets the decision its first one got.
+// as deep as a second's worth), and remembers its decisions by trace id, so
+// that every span of a trace gets the decision its first one got: the
+// traces it admitted for the last ten minutes at least (a body leaked and
+// found by the garbage collector comes late), the last few thousand it
+// refused, which an outage turns over in seconds.
 type budget struct {
 	perSecond float64
 	logger    *slog.Logger
@@ -26,17 +29,47 @@ type budget struct {
 	mu        sync.Mutex
 	tokens    float64
 	last      time.Time
-	decided   map[trace.TraceID]bool // trace id → admitted
-	order     []trace.TraceID        // ring of the ids in decided, oldest at next
-	next      int
+	admitted  recent
+	denied    recent
 	refused   int         // refused since the last summary
 	summary   *time.Timer // logs the refused count
 	firstDrop time.Time
 }
 
-// rememberedTraces bounds the decisions kept: at the default budget, the
-// decisions of the last few minutes of an outage.
-const rememberedTraces = 4096
+// recent is a bounded set of trace ids: past its size, the oldest go.
+type recent struct {
+	ids   map[trace.TraceID]struct{}
+	order []trace.TraceID // ring, the oldest at next
+	next  int
+	size  int
+}
+
+func (r *recent) init(size int) {
+	r.size, r.ids = size, make(map[trace.TraceID]struct{}, min(size, 4096))
+}
+
+func (r *recent) has(id trace.TraceID) bool {
+	_, ok := r.ids[id]
+	return ok
+}
+
+func (r *recent) add(id trace.TraceID) {
+	if len(r.order) < r.size {
+		r.order = append(r.order, id)
+	} else {
+		delete(r.ids, r.order[r.next])
+		r.order[r.next] = id
+		r.next = (r.next + 1) % r.size
+	}
+	r.ids[id] = struct{}{}
+}
+
+// rememberAdmitted is how long admitted traces are remembered, in seconds
+// of the budget; refusedTraces how many refused ones.
+const (
+	rememberAdmitted = 600
+	refusedTraces    = 4096
+)
 
 // summaryEvery is how often at most the refused count is logged.
 const summaryEvery = 10 * time.Second
@@ -45,7 +78,8 @@ func (b *budget) init(cfg config) {
 	b.perSecond = float64(cfg.perSecond)
 	b.tokens = b.perSecond
 	b.logger = cfg.logger
-	b.decided = make(map[trace.TraceID]bool, rememberedTraces)
+	b.admitted.init(max(4096, cfg.perSecond*rememberAdmitted))
+	b.denied.init(refusedTraces)
 	m := cfg.meterProvider.Meter(version.SamplingScope, metric.WithInstrumentationVersion(version.Version))
 	b.exported = counter(m, vocab.MetricAnomalyTracesExported, "Traces of unsampled requests exported because telltale found an anomaly in them.")
 	b.dropped = counter(m, vocab.MetricAnomalyTracesDropped, "Traces of unsampled requests with an anomaly, not exported: over the budget.")
@@ -65,9 +99,13 @@ func counter(m metric.Meter, name, description string) metric.Int64Counter {
 func (b *budget) admit(id trace.TraceID) bool {
 	now := time.Now()
 	b.mu.Lock()
-	if ok, seen := b.decided[id]; seen {
+	switch {
+	case b.admitted.has(id):
 		b.mu.Unlock()
-		return ok
+		return true
+	case b.denied.has(id):
+		b.mu.Unlock()
+		return false
 	}
 	if !b.last.IsZero() {
 		b.tokens = min(b.perSecond, b.tokens+now.Sub(b.last).Seconds()*b.perSecond)
@@ -83,7 +121,11 @@ func (b *budget) admit(id trace.TraceID) bool {
 			b.summary = time.AfterFunc(summaryEvery, b.summarize)
 		}
 	}
-	b.remember(id, ok)
+	if ok {
+		b.admitted.add(id)
+	} else {
+		b.denied.add(id)
+	}
 	b.mu.Unlock()
 	if ok {
 		b.exported.Add(context.Background(), 1)
@@ -91,18 +133,6 @@ func (b *budget) admit(id trace.TraceID) bool {
 		b.dropped.Add(context.Background(), 1)
 	}
 	return ok
-}
-
-// remember keeps the decision, forgetting the oldest past the bound.
-func (b *budget) remember(id trace.TraceID, ok bool) {
-	if len(b.order) < rememberedTraces {
-		b.order = append(b.order, id)
-	} else {
-		delete(b.decided, b.order[b.next])
-		b.order[b.next] = id
-		b.next = (b.next + 1) % rememberedTraces
-	}
-	b.decided[id] = ok
 }
 
 // summarize logs how many anomaly traces were refused since the first

@@ -227,3 +227,27 @@ func (fixedIDs) NewIDs(context.Context) (trace.TraceID, trace.SpanID) {
 func (fixedIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return trace.SpanID{3} }
 
 type syncBuffer = testkit.SyncBuffer
+
+// A trace admitted before an outage keeps its late spans admitted however
+// many anomalous traces the outage brings after it.
+func TestAdmittedTraceOutlivesAnOutage(t *testing.T) {
+	e := newEnv(t, sampling.WithBudget(10))
+	tracer := e.tp.Tracer("replay")
+	first := dropped(t, e.tp, context.Background())
+	span, o := anomaly.Start(tracer, trace.SpanContext{}, first, "server")
+	if o != anomaly.Recorded {
+		t.Fatal(o)
+	}
+	span.End()
+	for range 5000 { // the outage: refused, over the budget
+		if s, _ := anomaly.Start(tracer, trace.SpanContext{}, dropped(t, e.tp, context.Background()), "server"); s != nil {
+			s.End()
+		}
+	}
+	child := dropped(t, e.tp, trace.ContextWithSpanContext(context.Background(), first))
+	if s, o := anomaly.Start(tracer, first, child, "late leak"); o != anomaly.Recorded {
+		t.Errorf("a late span of an admitted trace, after an outage: %v", o)
+	} else {
+		s.End()
+	}
+}

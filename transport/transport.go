@@ -81,9 +81,13 @@ func (t *Transport) Client() *http.Client {
 	return &http.Client{Transport: t}
 }
 
-// RoundTrip implements http.RoundTripper. It returns exactly what the base
-// transport returned — the same error value, the same status, headers and
-// body bytes — with a body that telltale tracks.
+// RoundTrip implements http.RoundTripper. It returns what the base
+// transport returned — the same error value, the same status, headers,
+// trailers and body bytes — with a body that telltale tracks. Two things
+// differ by design: a request whose context has no deadline gets the
+// backstop deadline ([WithTimeout]: 30 s for the whole exchange, the body
+// included, unless made [LongLived]), and a body closed before its end is
+// drained ([WithDrain]).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Header == nil {
 		return t.base.RoundTrip(req) // its own error for a request it cannot send

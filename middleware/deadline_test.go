@@ -635,3 +635,30 @@ func TestErrorHandlerSeesALiveRequestContext(t *testing.T) {
 		}
 	}
 }
+
+// A route that serves a stream — a proxied WebSocket, server-sent events,
+// a large download — is exempted from the request deadline with the
+// Skipper, the way the README says: its context has no deadline, the
+// others' do.
+func TestDeadlineSkipperExemptsLongLivedRoutes(t *testing.T) {
+	v := newEnv(t)
+	v.e.Use(ttmw.DeadlineWithConfig(ttmw.DeadlineConfig{
+		Timeout: 2 * time.Second,
+		Skipper: func(c echo.Context) bool { return c.Path() == "/events" },
+	}))
+	has := make(chan bool, 1)
+	probe := func(c echo.Context) error {
+		_, ok := c.Request().Context().Deadline()
+		has <- ok
+		return c.NoContent(http.StatusNoContent)
+	}
+	v.e.GET("/events", probe)
+	v.e.GET("/users", probe)
+	v.start(t)
+	for path, want := range map[string]bool{"/events": false, "/users": true} {
+		v.do(t, http.MethodGet, path, nil)
+		if got := <-has; got != want {
+			t.Errorf("%s: deadline %v, want %v", path, got, want)
+		}
+	}
+}

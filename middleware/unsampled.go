@@ -29,8 +29,8 @@ type unsampled struct {
 
 	// From the request, when it came.
 	method, path, host, peer, userAgent, proto string
-	tls                                       bool
-	propagation                               [4]string // the propagators' headers, to find the parent when exported
+	tls                                        bool
+	propagation                                [4]string // the propagators' headers, to find the parent when exported
 
 	// When it ended.
 	route    string

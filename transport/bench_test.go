@@ -24,8 +24,10 @@ import (
 // span recorded) and unsampled ones (the head sampler drops them, as it
 // does for 90 to 99 % of production requests). Each request carries a
 // context deadline and a query string, as a handler behind the Deadline
-// middleware sends it; metrics go to a no-op meter; spans go to a batching
-// processor whose exporter discards them. otelhttp gets the SDK's provider
+// middleware sends it; metrics go to a no-op meter; spans go to a
+// synchronous processor whose exporter discards them (a batching one adds a
+// goroutine whose scheduling only blurs the figures on a small machine).
+// otelhttp gets the SDK's provider
 // as users build it; telltale the one package sampling builds around the
 // same head sampler.
 //
@@ -53,8 +55,8 @@ type variant struct {
 
 // variants are the three transports over the same base, with sampler.
 func variants(b *testing.B, sampler sdktrace.Sampler, base func() http.RoundTripper) []variant {
-	plain := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(discardExporter{}))
-	telltale := sampling.NewTracerProvider(sampler, sdktrace.WithBatcher(discardExporter{}))
+	plain := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithSyncer(discardExporter{}))
+	telltale := sampling.NewTracerProvider(sampler, sdktrace.WithSyncer(discardExporter{}))
 	b.Cleanup(func() {
 		_ = plain.Shutdown(context.Background())
 		_ = telltale.Shutdown(context.Background())

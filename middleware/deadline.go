@@ -186,6 +186,7 @@ func (cfg *DeadlineConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 		ctx = &r.ctx
 	}
 	err := next(c)
+	keepForm(c.Request(), req)
 	c.SetRequest(req) // its context is over: Echo's error handler answers with the request as it came
 
 	overrun := time.Since(deadline)
@@ -278,10 +279,21 @@ type requestSwap struct {
 }
 
 func (s requestSwap) undo() {
+	keepForm(s.c.Request(), s.prev)
 	if s.inPlace {
 		*s.prev = *s.prev.WithContext(s.prevCtx)
 	}
 	s.c.SetRequest(s.prev)
+}
+
+// keepForm gives the request a middleware got the multipart form parsed on
+// the copy it handed on: net/http removes the form's temporary files after
+// the handler only if it finds the form on the request it served
+// (otelhttp hands it back the same way).
+func keepForm(from, to *http.Request) {
+	if from != to && from.MultipartForm != nil && to.MultipartForm == nil {
+		to.MultipartForm = from.MultipartForm
+	}
 }
 
 // deadlineMessage is the JSON body of a request answered because of its

@@ -198,9 +198,10 @@ func TestUnsampledLeakFoundLaterIsInTheRequestsTrace(t *testing.T) {
 	if s.SpanContext().SpanID() != sc.SpanID() || s.SpanContext().TraceID() != e.parent.TraceID() {
 		t.Errorf("exported %v, the upstream saw %v", s.SpanContext(), sc)
 	}
-	if !strings.Contains(e.logs.String(), "trace_id="+e.parent.TraceID().String()) {
-		t.Errorf("the log line does not name the trace:\n%s", e.logs)
-	}
+	// The report ends the span, then logs.
+	eventually(t, "the log line to name the trace", func() bool {
+		return strings.Contains(e.logs.String(), "trace_id="+e.parent.TraceID().String())
+	})
 }
 
 // Without telltale's sampler, an anomaly of an unsampled request is not

@@ -24,12 +24,12 @@ import (
 // span recorded) and unsampled ones (the head sampler drops them, as it
 // does for 90 to 99 % of production requests). Each request carries a
 // context deadline and a query string, as a handler behind the Deadline
-// middleware sends it; metrics go to a no-op meter; spans go to a
-// synchronous processor whose exporter discards them (a batching one adds a
-// goroutine whose scheduling only blurs the figures on a small machine).
-// otelhttp gets the SDK's provider
-// as users build it; telltale the one package sampling builds around the
-// same head sampler.
+// middleware sends it, and is sent from as deep a stack as a handler's.
+// Metrics go to a no-op meter; spans go to a synchronous processor whose
+// exporter discards them (a batching one adds a goroutine whose scheduling
+// only blurs the figures on a small machine). otelhttp gets the SDK's
+// provider as users build it; telltale the one package sampling builds
+// around the same head sampler.
 //
 //	go test -run '^$' -bench 'RoundTrip' -benchmem -count 10 ./transport > bench.txt
 //	benchstat -row /upstream,/sampling -col /transport bench.txt
@@ -125,6 +125,12 @@ func roundTrip(b *testing.B, c *http.Client, ctx context.Context, url string) {
 	_ = resp.Body.Close()
 }
 
+// handlerDepth is how deep in its goroutine's stack an Echo handler runs
+// behind Recover, Trace, Deadline and Leaks (runtime.Callers, counted from
+// the handler: 16 frames, net/http's and Echo's included). The cost of
+// capturing the stack of a call grows with its depth.
+const handlerDepth = 16
+
 // BenchmarkRoundTrip is one GET of a 2 KiB body.
 func BenchmarkRoundTrip(b *testing.B) { benchRoundTrips(b, false, false) }
 
@@ -147,16 +153,20 @@ func benchRoundTrips(b *testing.B, parallel, loopbackOnly bool) {
 							defer cancel()
 							b.ReportAllocs()
 							if !parallel {
-								for b.Loop() {
-									roundTrip(b, c, ctx, up.url)
-								}
+								atDepth(handlerDepth, func() {
+									for b.Loop() {
+										roundTrip(b, c, ctx, up.url)
+									}
+								})
 								return
 							}
 							b.SetParallelism(4)
 							b.RunParallel(func(pb *testing.PB) {
-								for pb.Next() {
-									roundTrip(b, c, ctx, up.url)
-								}
+								atDepth(handlerDepth, func() {
+									for pb.Next() {
+										roundTrip(b, c, ctx, up.url)
+									}
+								})
 							})
 						})
 					}

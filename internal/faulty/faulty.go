@@ -165,6 +165,15 @@ func Call(ctx context.Context, c *http.Client, url string) error {
 	return nil
 }
 
+// CallThrough is Call made from frames calls deep, as a library that wraps
+// the client (a retrying client, a REST client) makes it.
+func CallThrough(ctx context.Context, c *http.Client, url string, frames int) error {
+	if frames > 0 {
+		return CallThrough(ctx, c, url, frames-1)
+	}
+	return Call(ctx, c, url)
+}
+
 // Trickle serves a body of 1000 bytes, one byte every interval, until the
 // client goes away.
 func Trickle(every time.Duration) http.HandlerFunc {

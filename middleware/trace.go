@@ -156,9 +156,8 @@ type tracedRequest struct {
 func (t *tracedRequest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := t.c
 	span := trace.SpanFromContext(r.Context())
-	in := r // otelhttp's
 	if sc := span.SpanContext(); sc.IsValid() && !sc.IsSampled() && t.cfg.replaying.Load() {
-		t.u, r = newUnsampled(t.cfg, t.req, r, sc, t.start)
+		t.u = newUnsampled(t.cfg, t.req, r, sc, t.start)
 	}
 	// otelhttp's writer counts the status and the bytes written, and the
 	// request carries the span.
@@ -166,7 +165,6 @@ func (t *tracedRequest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.SetRequest(r)
 	defer func() {
 		keepForm(c.Request(), r)
-		keepForm(r, in)
 		// A Recover outside Trace answers after otelhttp ended the span:
 		// record the panic now, and let it go on.
 		if p := recover(); p != nil {

@@ -40,17 +40,9 @@ type unsampled struct {
 	panicked bool
 }
 
-// unsampledRequest is the request handed on, and its context carrying the
-// unsampled span: one allocation for both.
-type unsampledRequest struct {
-	ctx anomaly.ServerContext
-	req http.Request
-}
-
-// newUnsampled keeps the span sc of the request orig (received as r, in
-// otelhttp's copy), started at start, and returns it with the request to
-// hand on, whose context carries it.
-func newUnsampled(cfg *traceConfig, orig, r *http.Request, sc trace.SpanContext, start time.Time) (*unsampled, *http.Request) {
+// newUnsampled keeps the span sc of the request orig, started at start, and
+// gives r, otelhttp's copy of orig, a context that carries it.
+func newUnsampled(cfg *traceConfig, orig, r *http.Request, sc trace.SpanContext, start time.Time) *unsampled {
 	u := &unsampled{
 		cfg: cfg, method: orig.Method, path: orig.URL.Path, host: cmp.Or(cfg.ServerName, orig.Host),
 		peer: orig.RemoteAddr, userAgent: orig.UserAgent(), proto: orig.Proto, tls: orig.TLS != nil,
@@ -61,10 +53,13 @@ func newUnsampled(cfg *traceConfig, orig, r *http.Request, sc trace.SpanContext,
 		}
 	}
 	u.Init(cfg.tracer, sc, start)
-	ur := &unsampledRequest{}
-	ur.ctx.Init(r.Context(), &u.Server)
-	ur.req = *r.WithContext(&ur.ctx) // the copy WithContext makes stays on the stack
-	return u, &ur.req
+	ctx := &anomaly.ServerContext{}
+	ctx.Init(r.Context(), &u.Server)
+	// otelhttp made r for the handler alone and reads only its other fields
+	// after it: changed in place, the handler's multipart form stays on it
+	// too, for net/http to clean up.
+	*r = *r.WithContext(ctx) // the copy WithContext makes stays on the stack
+	return u
 }
 
 // propagationFields are the header names the propagators read.

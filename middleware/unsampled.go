@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"time"
 
@@ -48,8 +49,8 @@ func newUnsampled(cfg *traceConfig, orig, r *http.Request, sc trace.SpanContext,
 		peer: orig.RemoteAddr, userAgent: orig.UserAgent(), proto: orig.Proto, tls: orig.TLS != nil,
 	}
 	for i, f := range cfg.propagationFields() {
-		if i < len(u.propagation) {
-			u.propagation[i] = orig.Header.Get(f)
+		if v := orig.Header[f]; i < len(u.propagation) && len(v) > 0 {
+			u.propagation[i] = v[0]
 		}
 	}
 	u.Init(cfg.tracer, sc, start)
@@ -62,12 +63,17 @@ func newUnsampled(cfg *traceConfig, orig, r *http.Request, sc trace.SpanContext,
 	return u
 }
 
-// propagationFields are the header names the propagators read.
+// propagationFields are the header names the propagators read, in
+// canonical form (Header.Get would canonicalize them, an allocation each,
+// on every request).
 func (cfg *traceConfig) propagationFields() []string {
 	if f := cfg.fields.Load(); f != nil {
 		return *f
 	}
-	f := cfg.propagators().Fields()
+	var f []string
+	for _, name := range cfg.propagators().Fields() {
+		f = append(f, textproto.CanonicalMIMEHeaderKey(name))
+	}
 	cfg.fields.Store(&f)
 	return f
 }

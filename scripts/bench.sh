@@ -8,8 +8,20 @@ cd "$(dirname "$0")/.."
 count="${1:-10}"
 benchstat="go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da"
 mkdir -p bench
-go test -run '^$' -bench 'RoundTrip|HeldOpenBody' -benchmem -count "$count" ./transport | tee bench/transport.txt
-go test -run '^$' -bench 'Server' -benchmem -count "$count" ./middleware | tee bench/middleware.txt
+bin="$(mktemp -d)"
+trap 'rm -rf "$bin"' EXIT
+go test -c -o "$bin/transport.test" ./transport
+go test -c -o "$bin/middleware.test" ./middleware
+# One round after another, each running every variant once: a machine
+# whose speed drifts over the minutes of the run (a shared VM does) then
+# shifts every variant alike, instead of the ones measured last.
+: > bench/transport.txt
+: > bench/middleware.txt
+for round in $(seq "$count"); do
+	echo "round $round of $count" >&2
+	(cd transport && "$bin/transport.test" -test.run '^$' -test.bench 'RoundTrip|HeldOpenBody' -test.benchmem -test.count 1) >> bench/transport.txt
+	(cd middleware && "$bin/middleware.test" -test.run '^$' -test.bench 'Server' -test.benchmem -test.count 1) >> bench/middleware.txt
+done
 
 echo
 echo "== transport: one GET of 2 KiB (rows: upstream, sampling; deltas against plain otelhttp) =="

@@ -131,6 +131,17 @@ func roundTrip(b *testing.B, c *http.Client, ctx context.Context, url string) {
 // capturing the stack of a call grows with its depth.
 const handlerDepth = 16
 
+// atDepth calls f at depth frames deep in its goroutine's stack.
+//
+//go:noinline
+func atDepth(depth int, f func()) {
+	if runtime.Callers(1, make([]uintptr, depth)) < depth {
+		atDepth(depth, f)
+		return
+	}
+	f()
+}
+
 // BenchmarkRoundTrip is one GET of a 2 KiB body.
 func BenchmarkRoundTrip(b *testing.B) { benchRoundTrips(b, false, false) }
 

@@ -101,21 +101,6 @@ func (f siteFinder) find(pcs []uintptr) (CallSite, string) {
 	return other, stack.String()
 }
 
-// hasApp reports whether pcs hold a frame of the application's own code,
-// which find would choose as the call site whatever frames follow.
-func (f siteFinder) hasApp(pcs []uintptr) bool {
-	frames := runtime.CallersFrames(pcs)
-	for {
-		fr, more := frames.Next()
-		if fr.Function != "" && !f.skipped(fr.Function) && f.isApp(packageOf(fr.Function)) {
-			return true
-		}
-		if !more {
-			return false
-		}
-	}
-}
-
 func (f siteFinder) skipped(fn string) bool {
 	for _, p := range alwaysSkipped {
 		if strings.HasPrefix(fn, p) {

@@ -63,6 +63,65 @@ func TestCallSiteIsTheApplicationsLine(t *testing.T) {
 	}
 }
 
+// The call site is the application's line however deep in a library the
+// call is made, within the stack RoundTrip captures.
+func TestCallSiteThroughADeepLibrary(t *testing.T) {
+	srv := holdOpen(t)
+	e := newEnv(t, nil, transport.WithCallSiteSkip("github.com/telltale-go/telltale/internal/faulty"))
+	for _, frames := range []int{0, 3, 8, 20, 20, 0} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = faulty.CallThrough(ctx, e.client, srv.URL, frames) // blocks reading the held body
+		}()
+		_, callerLine := here()
+		callerLine -= 2
+		eventually(t, "the body to be open", func() bool { return len(e.tr.OpenBodies(0)) == 1 })
+		b := e.tr.OpenBodies(0)[0]
+		if !strings.HasSuffix(b.CallSite.File, "callsite_test.go") || b.CallSite.Line != callerLine {
+			t.Errorf("%d frames deep: call site %s, want callsite_test.go:%d; stack:\n%s", frames, b.CallSite, callerLine, b.Stack)
+		}
+		cancel()
+		<-done
+		eventually(t, "the body to end", func() bool { return len(e.tr.OpenBodies(0)) == 0 })
+	}
+}
+
+// A report's stack is the first eight frames past net/http and the skipped
+// packages, however deep in a library the call is made.
+func TestReportStackKeepsEightFrames(t *testing.T) {
+	srv := holdOpen(t)
+	e := newEnv(t, nil, transport.WithCallSiteSkip("github.com/telltale-go/telltale/internal/faulty"))
+	for _, frames := range []int{0, 3, 5, 8} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			callerFrames(10, func() { _ = faulty.CallThrough(ctx, e.client, srv.URL, frames) })
+		}()
+		eventually(t, "the body to be open", func() bool { return len(e.tr.OpenBodies(0)) == 1 })
+		b := e.tr.OpenBodies(0)[0]
+		if n := strings.Count(b.Stack, "\n\t"); n != 8 {
+			t.Errorf("%d frames deep in a skipped library: the report's stack has %d frames, want 8:\n%s", frames, n, b.Stack)
+		}
+		cancel()
+		<-done
+		eventually(t, "the body to end", func() bool { return len(e.tr.OpenBodies(0)) == 0 })
+	}
+}
+
+// callerFrames calls f from n frames of the application's own code.
+//
+//go:noinline
+func callerFrames(n int, f func()) {
+	if n > 0 {
+		callerFrames(n-1, f)
+		return
+	}
+	f()
+}
+
 // Behind an httputil.ReverseProxy mounted directly, no frame of the
 // application's is on the stack: the call site is the proxy, not net/http
 // nor telltale; a proxy called from the application's own handler is that

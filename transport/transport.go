@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -19,16 +20,15 @@ import (
 // then repairs it. Create one with [New] and share it: like http.Transport,
 // it is safe for concurrent use.
 type Transport struct {
-	cfg         config
-	base        http.RoundTripper
-	otel        http.RoundTripper
-	inst        instruments
-	reg         registry
-	leaks       leakLog
-	warnings    warnings
-	sites       siteCache
-	shortStacks shortStacks
-	replay      replayer
+	cfg      config
+	base     http.RoundTripper
+	otel     http.RoundTripper
+	inst     instruments
+	reg      registry
+	leaks    leakLog
+	warnings warnings
+	sites    siteCache
+	replay   replayer
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -93,7 +93,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.base.RoundTrip(req) // its own error for a request it cannot send
 	}
 	rec := &record{Context: req.Context(), t: t, req: req, start: time.Now()}
-	t.capture(rec)
+	rec.npcs = runtime.Callers(2, rec.pcs[:])
 	ctx := context.Context(rec)
 	if t.cfg.timeout > 0 {
 		if _, ok := req.Context().Deadline(); !ok && !longLived(req) {

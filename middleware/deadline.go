@@ -185,6 +185,7 @@ func (cfg *DeadlineConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 		defer r.ctx.End(nil)
 		ctx = &r.ctx
 	}
+	defer func() { keepForm(c.Request(), req) }() // when the handler panics
 	err := next(c)
 	keepForm(c.Request(), req)
 	c.SetRequest(req) // its context is over: Echo's error handler answers with the request as it came

@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -173,57 +174,69 @@ func TestPanicWithRecoverOutsideTraceIsRecorded(t *testing.T) {
 // A handler that parses a multipart upload too large for memory leaves its
 // files in the temporary directory, and net/http removes them after the
 // handler — if it finds the form on the request it served. Behind plain
-// otelhttp it does; behind telltale's stack, sampled or not, it must too,
-// though each middleware hands the handler a copy of the request.
+// otelhttp it does; behind telltale's middleware, sampled or not, alone or
+// together, it must too, though each hands the handler a copy of the
+// request — and when the handler then panics (Echo's Recover outside).
 func TestMultipartTempFilesAreRemovedAsBehindOtelhttp(t *testing.T) {
-	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
-	for _, stack := range []string{"otelhttp", "telltale sampled", "telltale unsampled"} {
-		t.Run(stack, func(t *testing.T) {
-			v := newEnv(t)
-			if stack == "telltale unsampled" {
-				v = newUnsampledEnv(t)
-			}
-			var h http.Handler = v.e
-			if stack == "otelhttp" {
-				h = otelhttp.NewHandler(v.e, "server", otelhttp.WithTracerProvider(v.tp))
-			} else {
-				v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp, Propagators: v.prop}))
-				v.e.Use(ttmw.Deadline(2 * time.Second))
-				v.e.Use(ttmw.Leaks())
-			}
-			spilled := make(chan int, 1)
-			v.e.POST("/upload", func(c echo.Context) error {
-				if err := c.Request().ParseMultipartForm(1 << 10); err != nil {
-					return err
+	for _, stack := range []string{"otelhttp", "telltale sampled", "telltale unsampled", "deadline", "leaks"} {
+		for _, panics := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/panics=%v", stack, panics), func(t *testing.T) {
+				tmp := t.TempDir()
+				t.Setenv("TMPDIR", tmp)
+				v := newEnv(t)
+				if stack == "telltale unsampled" {
+					v = newUnsampledEnv(t)
 				}
-				files, _ := os.ReadDir(tmp)
-				spilled <- len(files)
-				return c.NoContent(http.StatusNoContent)
-			})
-			srv := httptest.NewServer(h)
-			defer srv.Close()
+				v.e.Use(echomw.Recover())
+				var h http.Handler = v.e
+				switch stack {
+				case "otelhttp":
+					h = otelhttp.NewHandler(v.e, "server", otelhttp.WithTracerProvider(v.tp))
+				case "deadline":
+					v.e.Use(ttmw.Deadline(2 * time.Second))
+				case "leaks":
+					v.e.Use(ttmw.Leaks())
+				default:
+					v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp, Propagators: v.prop}))
+					v.e.Use(ttmw.Deadline(2 * time.Second))
+					v.e.Use(ttmw.Leaks())
+				}
+				spilled := make(chan int, 1)
+				v.e.POST("/upload", func(c echo.Context) error {
+					if err := c.Request().ParseMultipartForm(1 << 10); err != nil {
+						return err
+					}
+					files, _ := os.ReadDir(tmp)
+					spilled <- len(files)
+					if panics {
+						panic("after parsing the upload")
+					}
+					return c.NoContent(http.StatusNoContent)
+				})
+				srv := httptest.NewServer(h)
+				defer srv.Close()
 
-			var body bytes.Buffer
-			mw := multipart.NewWriter(&body)
-			fw, _ := mw.CreateFormFile("file", "big.bin")
-			_, _ = fw.Write(bytes.Repeat([]byte("x"), 64<<10))
-			_ = mw.Close()
-			resp, err := srv.Client().Post(srv.URL+"/upload", mw.FormDataContentType(), &body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				t.Fatalf("status %d", resp.StatusCode)
-			}
-			if n := <-spilled; n == 0 {
-				t.Fatal("the upload did not spill to a temporary file: the test proves nothing")
-			}
-			testkit.Eventually(t, "the upload's temporary files removed", func() bool {
-				files, _ := os.ReadDir(tmp)
-				return len(files) == 0
+				var body bytes.Buffer
+				mw := multipart.NewWriter(&body)
+				fw, _ := mw.CreateFormFile("file", "big.bin")
+				_, _ = fw.Write(bytes.Repeat([]byte("x"), 64<<10))
+				_ = mw.Close()
+				resp, err := srv.Client().Post(srv.URL+"/upload", mw.FormDataContentType(), &body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if want := map[bool]int{false: http.StatusNoContent, true: http.StatusInternalServerError}[panics]; resp.StatusCode != want {
+					t.Fatalf("status %d, want %d", resp.StatusCode, want)
+				}
+				if n := <-spilled; n == 0 {
+					t.Fatal("the upload did not spill to a temporary file: the test proves nothing")
+				}
+				testkit.Eventually(t, "the upload's temporary files removed", func() bool {
+					files, _ := os.ReadDir(tmp)
+					return len(files) == 0
+				})
 			})
-		})
+		}
 	}
 }

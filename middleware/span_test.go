@@ -211,6 +211,38 @@ func TestUnsampledPanicIsExported(t *testing.T) {
 	}
 }
 
+// manyFields is a propagator that reads many headers and finds nothing in
+// them, as a B3 propagator does for a request that carries W3C's.
+type manyFields struct{}
+
+func (manyFields) Inject(context.Context, propagation.TextMapCarrier) {}
+func (manyFields) Extract(ctx context.Context, _ propagation.TextMapCarrier) context.Context {
+	return ctx
+}
+func (manyFields) Fields() []string {
+	return []string{"x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags", "b3"}
+}
+
+// An unsampled request's span is exported under the caller's span, found
+// in whichever of the propagators' headers the request carried, however
+// many headers the propagators read before those.
+func TestUnsampledParentFoundBehindManyPropagationFields(t *testing.T) {
+	v := newUnsampledEnv(t)
+	v.prop = propagation.NewCompositeTextMapPropagator(manyFields{}, propagation.TraceContext{}, propagation.Baggage{})
+	v.stack(time.Second, nil)
+	seen := make(seenIDs, 1)
+	v.e.GET("/fail", func(c echo.Context) error { seen.note(c); return c.NoContent(http.StatusBadGateway) })
+	v.start(t)
+	const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+	if code, _ := v.do(t, http.MethodGet, "/fail", http.Header{"Traceparent": {parent}}); code != http.StatusBadGateway {
+		t.Fatalf("status %d", code)
+	}
+	server := v.exported(t, (<-seen).TraceID(), 1)[0]
+	if got := server.Parent().SpanID().String(); got != "b7ad6b7169203331" {
+		t.Errorf("exported under %v, want the caller's span b7ad6b7169203331", server.Parent())
+	}
+}
+
 // A goroutine an unsampled request left behind is reported in that
 // request's trace, under its server span, which is exported with it.
 func TestUnsampledOrphanIsExportedWithItsRequest(t *testing.T) {

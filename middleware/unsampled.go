@@ -31,7 +31,7 @@ type unsampled struct {
 	// From the request, when it came.
 	method, path, host, peer, userAgent, proto string
 	tls                                        bool
-	propagation                                [4]string // the propagators' headers, to find the parent when exported
+	propagation                                [maxPropagationHeaders]propagationHeader // to find the parent when exported
 
 	// When it ended.
 	route    string
@@ -48,9 +48,11 @@ func newUnsampled(cfg *traceConfig, orig, r *http.Request, sc trace.SpanContext,
 		cfg: cfg, method: orig.Method, path: orig.URL.Path, host: cmp.Or(cfg.ServerName, orig.Host),
 		peer: orig.RemoteAddr, userAgent: orig.UserAgent(), proto: orig.Proto, tls: orig.TLS != nil,
 	}
+	n := 0
 	for i, f := range cfg.propagationFields() {
-		if v := orig.Header[f]; i < len(u.propagation) && len(v) > 0 {
-			u.propagation[i] = v[0]
+		if v := orig.Header[f]; len(v) > 0 && n < len(u.propagation) {
+			u.propagation[n] = propagationHeader{field: i, value: v[0]}
+			n++
 		}
 	}
 	u.Init(cfg.tracer, sc, start)
@@ -61,6 +63,18 @@ func newUnsampled(cfg *traceConfig, orig, r *http.Request, sc trace.SpanContext,
 	// too, for net/http to clean up.
 	*r = *r.WithContext(ctx) // the copy WithContext makes stays on the stack
 	return u
+}
+
+// maxPropagationHeaders is how many of the propagators' headers an
+// unsampled span keeps, of those its request carried: a request carries one
+// format's, W3C's two or B3's up to five, and maybe baggage.
+const maxPropagationHeaders = 6
+
+// A propagationHeader is one header the propagators read, as the request
+// carried it: field is its index in propagationFields.
+type propagationHeader struct {
+	field int
+	value string
 }
 
 // propagationFields are the header names the propagators read, in
@@ -103,9 +117,10 @@ func (t *tracedRequest) end(status int) {
 func (u *unsampled) Describe() (string, trace.SpanContext, []attribute.KeyValue, codes.Code, string) {
 	name := u.cfg.names.name(u.method, u.route)
 	carrier := propagation.HeaderCarrier{}
-	for i, f := range u.cfg.propagationFields() {
-		if i < len(u.propagation) && u.propagation[i] != "" {
-			carrier.Set(f, u.propagation[i])
+	fields := u.cfg.propagationFields()
+	for _, h := range u.propagation {
+		if h.value != "" {
+			carrier.Set(fields[h.field], h.value)
 		}
 	}
 	parent := trace.SpanContextFromContext(u.cfg.propagators().Extract(context.Background(), carrier))

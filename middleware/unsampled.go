@@ -88,7 +88,9 @@ func (cfg *traceConfig) propagationFields() []string {
 	for _, name := range cfg.propagators().Fields() {
 		f = append(f, textproto.CanonicalMIMEHeaderKey(name))
 	}
-	cfg.fields.Store(&f)
+	if len(f) > 0 { // the global propagator may not be set yet
+		cfg.fields.Store(&f)
+	}
 	return f
 }
 

@@ -345,12 +345,6 @@ func onlyOrphan(t *testing.T, orphans []ttmw.OrphanedGoroutine) {
 // back into a pool with a maximum lifetime. A goroutine of the handler's
 // own code, still blocked after the request, is reported by the same check.
 func TestLazyDatabaseWorkersAreNotOrphans(t *testing.T) {
-	v := newEnv(t)
-	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Grace: time.Second})
-	clock := newFakeClock(mon)
-	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
-	release := make(chan struct{})
-	defer close(release)
 	var (
 		open sync.Once
 		db   *sql.DB
@@ -360,7 +354,7 @@ func TestLazyDatabaseWorkersAreNotOrphans(t *testing.T) {
 			_ = db.Close() // stops the cleaner and the opener
 		}
 	})
-	v.e.GET("/users/:id", func(c echo.Context) error {
+	onlyTheHandlersOrphan(t, "database/sql.(*DB).connectionCleaner", func(c echo.Context, release <-chan struct{}) error {
 		open.Do(func() {
 			db = sql.OpenDB(nopConnector{})
 			db.SetConnMaxLifetime(time.Hour)
@@ -369,18 +363,8 @@ func TestLazyDatabaseWorkersAreNotOrphans(t *testing.T) {
 			return err
 		}
 		go func() { <-release }() // the orphan
-		return c.NoContent(http.StatusOK)
+		return nil
 	})
-	v.start(t)
-	if code, body := v.do(t, http.MethodGet, "/users/1", nil); code != http.StatusOK {
-		t.Fatalf("status %d: %s", code, body)
-	}
-
-	eventually(t, "database/sql's labelled connection cleaner", func() bool {
-		return labelledRunning(t, "database/sql.(*DB).connectionCleaner")
-	})
-	clock.Advance(2 * time.Second)
-	onlyOrphan(t, mon.Check())
 }
 
 // An OpenTelemetry batch span processor created in a request runs its
@@ -388,12 +372,6 @@ func TestLazyDatabaseWorkersAreNotOrphans(t *testing.T) {
 // by design; it is not an orphan, while a goroutine of the handler's own
 // code left blocked is.
 func TestLazyBatchSpanProcessorIsNotAnOrphan(t *testing.T) {
-	v := newEnv(t)
-	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Grace: time.Second})
-	clock := newFakeClock(mon)
-	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
-	release := make(chan struct{})
-	defer close(release)
 	var (
 		create sync.Once
 		bsp    sdktrace.SpanProcessor
@@ -403,17 +381,38 @@ func TestLazyBatchSpanProcessorIsNotAnOrphan(t *testing.T) {
 			_ = bsp.Shutdown(context.Background())
 		}
 	})
-	v.e.GET("/audit", func(c echo.Context) error {
+	onlyTheHandlersOrphan(t, "go.opentelemetry.io/otel/sdk/trace.(*batchSpanProcessor).processQueue", func(_ echo.Context, release <-chan struct{}) error {
 		create.Do(func() { bsp = sdktrace.NewBatchSpanProcessor(tracetest.NewInMemoryExporter()) })
 		go func() { <-release }() // the orphan
+		return nil
+	})
+}
+
+// onlyTheHandlersOrphan serves one request whose handler runs use, which
+// starts a library's worker (the function worker) and leaves a goroutine of
+// its own blocked on release; once the worker runs with the request's
+// labels and the grace period is over, the check finds the handler's
+// goroutine, and it alone.
+func onlyTheHandlersOrphan(t *testing.T, worker string, use func(c echo.Context, release <-chan struct{}) error) {
+	t.Helper()
+	v := newEnv(t)
+	mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: v.tp, Grace: time.Second})
+	clock := newFakeClock(mon)
+	v.e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
+	release := make(chan struct{})
+	defer close(release)
+	v.e.GET("/users/:id", func(c echo.Context) error {
+		if err := use(c, release); err != nil {
+			return err
+		}
 		return c.NoContent(http.StatusOK)
 	})
 	v.start(t)
-	v.do(t, http.MethodGet, "/audit", nil)
+	if code, body := v.do(t, http.MethodGet, "/users/1", nil); code != http.StatusOK {
+		t.Fatalf("status %d: %s", code, body)
+	}
 
-	eventually(t, "the batch span processor's labelled queue goroutine", func() bool {
-		return labelledRunning(t, "go.opentelemetry.io/otel/sdk/trace.(*batchSpanProcessor).processQueue")
-	})
+	eventually(t, "the labelled "+worker, func() bool { return labelledRunning(t, worker) })
 	clock.Advance(2 * time.Second)
 	onlyOrphan(t, mon.Check())
 }

@@ -1,10 +1,8 @@
 package middleware
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,13 +12,13 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/telltale-go/telltale/internal/anomaly"
 	"github.com/telltale-go/telltale/internal/errkind"
 	"github.com/telltale-go/telltale/internal/redact"
 	"github.com/telltale-go/telltale/vocab"
@@ -95,8 +93,8 @@ func (cfg TraceConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 		otelhttp.WithServerName(cfg.ServerName),
 		otelhttp.WithSpanNameFormatter(names.format),
 	)
-	tc := &traceConfig{TraceConfig: cfg, names: names, tracer: replayTracer(cfg.TracerProvider)}
-	tc.replaying.Store(true)
+	tc := &traceConfig{TraceConfig: cfg, names: names}
+	tc.replay.Init(cfg.TracerProvider, nil)
 	// A tracedRequest and otelhttp's handler bound to it are reused from
 	// request to request: two allocations less per request.
 	tc.pool.New = func() any {
@@ -134,12 +132,10 @@ func (cfg TraceConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 // traceConfig is a TraceConfig ready to serve.
 type traceConfig struct {
 	TraceConfig
-	names     *spanNames
-	tracer    trace.Tracer // replays unsampled spans
-	pool      sync.Pool    // of *tracedRequest
-	replaying atomic.Bool  // until the provider shows it has no telltale sampler
-	warnOnce  sync.Once
-	fields    atomic.Pointer[[]string] // the propagators' header names
+	names  *spanNames
+	pool   sync.Pool                // of *tracedRequest
+	replay anomaly.Replayer         // replays the spans of unsampled requests that went wrong
+	fields atomic.Pointer[[]string] // the propagators' header names
 }
 
 // tracedRequest runs the rest of the Echo chain inside otelhttp's handler.
@@ -156,7 +152,7 @@ type tracedRequest struct {
 func (t *tracedRequest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := t.c
 	span := trace.SpanFromContext(r.Context())
-	if sc := span.SpanContext(); sc.IsValid() && !sc.IsSampled() && t.cfg.replaying.Load() {
+	if sc := span.SpanContext(); sc.IsValid() && !sc.IsSampled() && t.cfg.replay.Enabled() {
 		t.u = newUnsampled(t.cfg, t.req, r, sc, t.start)
 	}
 	// otelhttp's writer counts the status and the bytes written, and the
@@ -209,27 +205,6 @@ func (t *tracedRequest) recordPanic(span trace.Span) {
 		t.u.SetAttributes(semconv.ErrorTypeKey.String(vocab.ErrorPanic))
 		t.end(http.StatusInternalServerError)
 	}
-}
-
-// replayTracer is otelhttp's tracer of the provider (the global one when
-// nil, which delegates to whatever provider is set later): a replayed span
-// has the scope a sampled one has.
-func replayTracer(tp trace.TracerProvider) trace.Tracer {
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
-	return tp.Tracer(otelhttp.ScopeName, trace.WithInstrumentationVersion(otelhttp.Version))
-}
-
-// noSampler says once that the anomalies of unsampled requests are lost,
-// and how to keep them, and stops keeping what their spans would carry.
-func (cfg *traceConfig) noSampler() {
-	cfg.replaying.Store(false)
-	cfg.warnOnce.Do(func() {
-		slog.Default().LogAttrs(context.Background(), slog.LevelWarn,
-			"telltale: an anomaly of a request the head sampler dropped is not exported, nor will later ones be: "+
-				"build the tracer provider with sampling.NewTracerProvider (github.com/telltale-go/telltale/sampling) to keep them")
-	})
 }
 
 // redactedMessage is err's text with the URL of the *url.Error it wraps (an

@@ -55,7 +55,7 @@ func newUnsampled(cfg *traceConfig, orig, r *http.Request, sc trace.SpanContext,
 			n++
 		}
 	}
-	u.Init(cfg.tracer, sc, start)
+	u.Init(cfg.replay.Tracer(), sc, start)
 	ctx := &anomaly.ServerContext{}
 	ctx.Init(r.Context(), &u.Server)
 	// otelhttp made r for the handler alone and reads only its other fields
@@ -109,9 +109,7 @@ func (t *tracedRequest) end(status int) {
 	if status >= http.StatusInternalServerError {
 		u.MarkAnomalous()
 	}
-	if u.End(u, time.Now()) == anomaly.NoSampler {
-		t.cfg.noSampler()
-	}
+	t.cfg.replay.Saw(u.End(u, time.Now()))
 }
 
 // Describe implements anomaly.Describer: the span otelhttp would have

@@ -1,14 +1,9 @@
 package transport
 
 import (
-	"context"
-	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
-	"sync/atomic"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -18,33 +13,6 @@ import (
 	"github.com/telltale-go/telltale/internal/redact"
 	"github.com/telltale-go/telltale/vocab"
 )
-
-// replayer exports the client spans of unsampled requests that went wrong
-// (see package sampling).
-type replayer struct {
-	tracer   trace.Tracer // otelhttp's: a replayed span has the scope a sampled one has
-	logger   *slog.Logger
-	warnOnce sync.Once
-	off      atomic.Bool // the provider has no telltale sampler: replaying is pointless
-}
-
-func (r *replayer) enabled() bool { return !r.off.Load() }
-
-func (r *replayer) init(tp trace.TracerProvider, logger *slog.Logger) {
-	r.tracer = tp.Tracer(otelhttp.ScopeName, trace.WithInstrumentationVersion(otelhttp.Version))
-	r.logger = logger
-}
-
-// noSampler says once that the anomalies of unsampled requests are lost,
-// and how to keep them, and stops replaying.
-func (r *replayer) noSampler() {
-	r.off.Store(true)
-	r.warnOnce.Do(func() {
-		r.logger.LogAttrs(context.Background(), slog.LevelWarn,
-			"telltale: an anomaly of a request the head sampler dropped is not exported, nor will later ones be: "+
-				"build the tracer provider with sampling.NewTracerProvider (github.com/telltale-go/telltale/sampling) to keep them")
-	})
-}
 
 // client exports the span of an unsampled call that went wrong, with the
 // ids, times, attributes and events it would have had if sampled, under
@@ -60,12 +28,10 @@ func (t *Transport) replayClient(rec *record, e *ending) {
 		parent = srv.SpanContext()
 		srv.Anomaly()
 	}
-	span, outcome := anomaly.Start(t.replay.tracer, parent, self, "HTTP "+rec.req.Method,
+	span, outcome := anomaly.Start(t.replay.Tracer(), parent, self, "HTTP "+rec.req.Method,
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(rec.start))
 	if span == nil {
-		if outcome == anomaly.NoSampler {
-			t.replay.noSampler()
-		}
+		t.replay.Saw(outcome)
 		return
 	}
 	span.SetAttributes(clientAttributes(rec)...)

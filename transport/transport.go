@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/telltale-go/telltale/internal/anomaly"
 	"github.com/telltale-go/telltale/internal/errkind"
 )
 
@@ -28,7 +29,7 @@ type Transport struct {
 	leaks    leakLog
 	warnings warnings
 	sites    siteCache
-	replay   replayer
+	replay   anomaly.Replayer // exports the client spans of unsampled requests that went wrong (see package sampling)
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -57,7 +58,7 @@ func New(base http.RoundTripper, opts ...Option) *Transport {
 	t.reg.limit = int64(cfg.maxTracked)
 	t.leaks.limit = recentLeaks
 	t.warnings.init(cfg.logger, cfg.logLimit)
-	t.replay.init(cfg.tracerProvider, cfg.logger)
+	t.replay.Init(cfg.tracerProvider, cfg.logger)
 	t.otel = otelhttp.NewTransport(innerTransport{t},
 		otelhttp.WithTracerProvider(cfg.tracerProvider),
 		otelhttp.WithMeterProvider(cfg.meterProvider),
@@ -136,7 +137,7 @@ func (in innerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	// A span the head sampler dropped is replayed if anomalous; not one
 	// that is its parent's (a no-op tracer's), which names no call.
 	sc := rec.span.SpanContext()
-	rec.replayable = t.replay.enabled() && sc.IsValid() && !sc.IsSampled() &&
+	rec.replayable = t.replay.Enabled() && sc.IsValid() && !sc.IsSampled() &&
 		sc.SpanID() != trace.SpanContextFromContext(rec.Context).SpanID()
 	if rec.recording {
 		t.recordSent(rec)

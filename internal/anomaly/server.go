@@ -39,7 +39,6 @@ type Server struct {
 	ended     bool
 	end       time.Time
 	exported  bool
-	outcome   Outcome
 }
 
 type event struct {
@@ -111,47 +110,42 @@ func (s *Server) MarkAnomalous() {
 }
 
 // End ends the request at end; d describes its span. If the request was
-// anomalous, the span is exported now; otherwise it is kept, and exported if
-// an anomaly of the request is found later ([Server.Anomaly]).
-//
-// It returns the outcome of the export, when there was one.
+// anomalous, the span is exported now, and End returns the outcome;
+// otherwise it is kept, and exported if an anomaly of the request is found
+// later ([Server.Anomaly]).
 func (s *Server) End(d Describer, end time.Time) Outcome {
 	s.mu.Lock()
 	s.describer, s.ended, s.end = d, true, end
-	export := s.anomalous && !s.exported
-	s.exported = s.exported || export
+	export := s.exportNow(s.anomalous)
 	s.mu.Unlock()
 	if !export {
 		return Pending
 	}
-	o := s.replay()
-	s.mu.Lock()
-	s.outcome = o
-	s.mu.Unlock()
-	return o
+	return s.replay()
 }
 
 // Anomaly reports an anomaly of the request found by another span — a
 // client span, an orphaned goroutine — which needs the server span as its
 // parent in the trace: the server span is exported when the request ends,
-// or now if it has already ended. It returns the outcome of the server
-// span's export, as far as it is known.
-func (s *Server) Anomaly() Outcome {
+// or now if it has already ended.
+func (s *Server) Anomaly() {
 	s.mu.Lock()
 	s.anomalous = true
-	export := s.ended && !s.exported
-	s.exported = s.exported || export
+	export := s.exportNow(s.ended)
 	s.mu.Unlock()
 	if export {
-		o := s.replay()
-		s.mu.Lock()
-		s.outcome = o
-		s.mu.Unlock()
-		return o
+		s.replay()
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.outcome
+}
+
+// exportNow reports whether the span is to be exported now, given whether
+// it is ready to: once. s.mu is held.
+func (s *Server) exportNow(ready bool) bool {
+	if !ready || s.exported {
+		return false
+	}
+	s.exported = true
+	return true
 }
 
 // replay exports the span; it runs once, after End.

@@ -29,7 +29,7 @@ func (g idGenerator) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
 	if g.inner != nil {
 		return g.inner.NewIDs(ctx)
 	}
-	return randomTraceID(), randomSpanID()
+	return randomTraceID(), anomaly.RandomSpanID()
 }
 
 func (g idGenerator) NewSpanID(ctx context.Context, traceID trace.TraceID) trace.SpanID {
@@ -40,20 +40,13 @@ func (g idGenerator) NewSpanID(ctx context.Context, traceID trace.TraceID) trace
 	if g.inner != nil {
 		return g.inner.NewSpanID(ctx, traceID)
 	}
-	return randomSpanID()
+	return anomaly.RandomSpanID()
 }
 
 func randomTraceID() (id trace.TraceID) {
 	for !id.IsValid() {
 		binary.NativeEndian.PutUint64(id[:8], rand.Uint64())
 		binary.NativeEndian.PutUint64(id[8:], rand.Uint64())
-	}
-	return id
-}
-
-func randomSpanID() (id trace.SpanID) {
-	for !id.IsValid() {
-		binary.NativeEndian.PutUint64(id[:], rand.Uint64())
 	}
 	return id
 }

@@ -51,11 +51,16 @@ func (r *Replay) Decided() { r.seen = true }
 // of an unsampled request after the fact (an orphaned goroutine's): a new
 // span id in that trace.
 func NewSpanContext(traceID trace.TraceID) trace.SpanContext {
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: RandomSpanID()})
+}
+
+// RandomSpanID returns a valid span id, at random.
+func RandomSpanID() trace.SpanID {
 	var sid trace.SpanID
 	for !sid.IsValid() {
 		binary.NativeEndian.PutUint64(sid[:], rand.Uint64())
 	}
-	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: sid})
+	return sid
 }
 
 // Outcome says what became of a replay.

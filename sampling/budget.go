@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/telltale-go/telltale/internal/instrument"
 	"github.com/telltale-go/telltale/internal/version"
 	"github.com/telltale-go/telltale/vocab"
 )
@@ -81,18 +81,8 @@ func (b *budget) init(cfg config) {
 	b.admitted.init(max(4096, cfg.perSecond*rememberAdmitted))
 	b.denied.init(refusedTraces)
 	m := cfg.meterProvider.Meter(version.SamplingScope, metric.WithInstrumentationVersion(version.Version))
-	b.exported = counter(m, vocab.MetricAnomalyTracesExported, "Traces of unsampled requests exported because telltale found an anomaly in them.")
-	b.dropped = counter(m, vocab.MetricAnomalyTracesDropped, "Traces of unsampled requests with an anomaly, not exported: over the budget.")
-}
-
-// counter creates a counter, or a no-op one if the meter refuses it:
-// metrics must never stop requests.
-func counter(m metric.Meter, name, description string) metric.Int64Counter {
-	c, err := m.Int64Counter(name, metric.WithUnit("{trace}"), metric.WithDescription(description))
-	if err != nil {
-		c, _ = noop.Meter{}.Int64Counter(name)
-	}
-	return c
+	b.exported = instrument.Counter(m, vocab.MetricAnomalyTracesExported, "{trace}", "Traces of unsampled requests exported because telltale found an anomaly in them.")
+	b.dropped = instrument.Counter(m, vocab.MetricAnomalyTracesDropped, "{trace}", "Traces of unsampled requests with an anomaly, not exported: over the budget.")
 }
 
 // admit decides whether the trace id may be exported.

@@ -5,9 +5,9 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
+	"github.com/telltale-go/telltale/internal/instrument"
 	"github.com/telltale-go/telltale/internal/version"
 	"github.com/telltale-go/telltale/vocab"
 )
@@ -22,29 +22,13 @@ type instruments struct {
 
 func newInstruments(mp metric.MeterProvider) instruments {
 	m := mp.Meter(version.TransportScope, metric.WithInstrumentationVersion(version.Version))
-	open, err := m.Int64UpDownCounter(vocab.MetricBodiesOpen, metric.WithUnit("{body}"),
-		metric.WithDescription("Response bodies returned to the application and not yet closed, read to their end or reported as leaked."))
-	if err != nil {
-		open, _ = noop.Meter{}.Int64UpDownCounter(vocab.MetricBodiesOpen)
+	return instruments{
+		open:      instrument.UpDownCounter(m, vocab.MetricBodiesOpen, "{body}", "Response bodies returned to the application and not yet closed, read to their end or reported as leaked."),
+		leaked:    instrument.Counter(m, vocab.MetricBodiesLeaked, "{body}", "Response bodies reported as leaked, by reason and upstream."),
+		drained:   instrument.Counter(m, vocab.MetricBytesDrained, "By", "Unread response bytes discarded on Close so that the connection could be reused."),
+		untracked: instrument.Counter(m, vocab.MetricBodiesUntracked, "{body}", "Response bodies not tracked because the tracking cap was reached."),
+		slow:      instrument.Counter(m, vocab.MetricUpstreamSlow, "{request}", "Outbound requests past a slow threshold, by kind and upstream."),
 	}
-	i := instruments{
-		open:      open,
-		leaked:    counter(m, vocab.MetricBodiesLeaked, "{body}", "Response bodies reported as leaked, by reason and upstream."),
-		drained:   counter(m, vocab.MetricBytesDrained, "By", "Unread response bytes discarded on Close so that the connection could be reused."),
-		untracked: counter(m, vocab.MetricBodiesUntracked, "{body}", "Response bodies not tracked because the tracking cap was reached."),
-		slow:      counter(m, vocab.MetricUpstreamSlow, "{request}", "Outbound requests past a slow threshold, by kind and upstream."),
-	}
-	return i
-}
-
-// counter creates a counter, or a no-op one if the meter refuses it: metrics
-// must never stop requests.
-func counter(m metric.Meter, name, unit, description string) metric.Int64Counter {
-	c, err := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(description))
-	if err != nil {
-		c, _ = noop.Meter{}.Int64Counter(name)
-	}
-	return c
 }
 
 func (i *instruments) bodyOpened()         { i.open.Add(context.Background(), 1) }

@@ -101,27 +101,21 @@ func (b *budget) admit(id trace.TraceID) bool {
 		b.tokens = min(b.perSecond, b.tokens+now.Sub(b.last).Seconds()*b.perSecond)
 	}
 	b.last = now
-	ok := b.tokens >= 1
+	ok, count := b.tokens >= 1, b.exported
 	if ok {
 		b.tokens--
+		b.admitted.add(id)
 	} else {
 		b.refused++
 		if b.summary == nil {
 			b.firstDrop = now
 			b.summary = time.AfterFunc(summaryEvery, b.summarize)
 		}
-	}
-	if ok {
-		b.admitted.add(id)
-	} else {
 		b.denied.add(id)
+		count = b.dropped
 	}
 	b.mu.Unlock()
-	if ok {
-		b.exported.Add(context.Background(), 1)
-	} else {
-		b.dropped.Add(context.Background(), 1)
-	}
+	count.Add(context.Background(), 1)
 	return ok
 }
 

@@ -81,25 +81,26 @@ func (g *registry) remove(rec *record) {
 // it must not call back into the registry.
 func (g *registry) each(fn func(*record)) {
 	for i := range g.shards {
-		s := &g.shards[i]
-		s.mu.Lock()
-		for r := s.head; r != nil; r = r.next {
-			fn(r)
-		}
-		s.mu.Unlock()
+		g.shards[i].each(fn)
 	}
+}
+
+// each calls fn for every record of the shard, under its lock.
+func (s *shard) each(fn func(*record)) {
+	s.mu.Lock()
+	for r := s.head; r != nil; r = r.next {
+		fn(r)
+	}
+	s.mu.Unlock()
 }
 
 // all returns every record, the tracked and those past the limit: what
 // Transport.Close reports.
 func (g *registry) all() []*record {
 	var out []*record
-	g.each(func(r *record) { out = append(out, r) })
-	g.over.mu.Lock()
-	for r := g.over.head; r != nil; r = r.next {
-		out = append(out, r)
-	}
-	g.over.mu.Unlock()
+	add := func(r *record) { out = append(out, r) }
+	g.each(add)
+	g.over.each(add)
 	return out
 }
 

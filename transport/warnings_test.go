@@ -2,6 +2,8 @@ package transport_test
 
 import (
 	"context"
+	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -36,10 +38,13 @@ func TestLeakWarningsAreRateLimitedAndTheRestCounted(t *testing.T) {
 	e := newEnv(t, nil, transport.WithLogger(slogTo(logs)), transport.WithLeakLogLimit(3))
 	const n = 10
 	ctx, scope := transport.WithScope(context.Background())
+	var open []*http.Response // reachable: the scope, not the collector, finds them
 	for range n {
-		_ = get(t, e.client, ctx, srv.URL)
+		open = append(open, get(t, e.client, ctx, srv.URL))
 	}
-	if leaks := scope.End(); len(leaks) != n {
+	leaks := scope.End()
+	runtime.KeepAlive(open)
+	if len(leaks) != n {
 		t.Fatalf("%d leaks, want %d", len(leaks), n)
 	}
 	if got := strings.Count(logs.String(), "response body leaked"); got != 3 {
@@ -59,10 +64,12 @@ func TestCloseLogsTheSuppressedCount(t *testing.T) {
 	logs := &syncBuffer{}
 	e := newEnv(t, nil, transport.WithLogger(slogTo(logs)), transport.WithLeakLogLimit(1))
 	ctx, scope := transport.WithScope(context.Background())
+	var open []*http.Response // reachable: the scope, not the collector, finds them
 	for range 3 {
-		_ = get(t, e.client, ctx, srv.URL)
+		open = append(open, get(t, e.client, ctx, srv.URL))
 	}
 	scope.End()
+	runtime.KeepAlive(open)
 	_ = e.tr.Close()
 	if !strings.Contains(logs.String(), "suppressed=2") {
 		t.Errorf("after Close:\n%s", logs)

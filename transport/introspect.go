@@ -27,22 +27,18 @@ type BodyInfo struct {
 
 // describe describes rec for a report or an introspection, symbolizing its
 // call site (through the cache): not for the request path.
-func (t *Transport) describe(rec *record, now time.Time, site bool) BodyInfo {
+func (t *Transport) describe(rec *record, now time.Time) BodyInfo {
 	bi := BodyInfo{
 		Status:    rec.status,
 		Opened:    rec.start,
 		Age:       now.Sub(rec.start),
 		BytesRead: rec.bytesRead.Load(),
 	}
-	if req := rec.req; req != nil {
-		bi.Method, bi.URL = req.Method, redact.URL(req.URL)
-		if req.URL != nil {
-			bi.Host = req.URL.Host
-		}
+	bi.Method, bi.URL = rec.req.Method, redact.URL(rec.req.URL)
+	if rec.req.URL != nil {
+		bi.Host = rec.req.URL.Host
 	}
-	if site {
-		bi.CallSite, bi.Stack = t.sites.lookup(t.cfg.sites, rec.pcs, rec.npcs)
-	}
+	bi.CallSite, bi.Stack = t.sites.lookup(t.cfg.sites, rec.pcs, rec.npcs)
 	if rec.span != nil {
 		if sc := rec.span.SpanContext(); sc.IsValid() {
 			bi.TraceID, bi.SpanID = sc.TraceID().String(), sc.SpanID().String()
@@ -67,7 +63,7 @@ func (t *Transport) OpenBodies(max int) []BodyInfo {
 	}
 	out := make([]BodyInfo, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, t.describe(r, now, true))
+		out = append(out, t.describe(r, now))
 	}
 	return out
 }

@@ -51,7 +51,7 @@ func (t *Transport) reportLeak(rec *record, reason LeakReason) (Leak, bool) {
 	}
 	now := time.Now()
 	repair := !t.cfg.reportOnly
-	leak := Leak{BodyInfo: t.describe(rec, now, true), Reason: reason, Repaired: repair, At: now}
+	leak := Leak{BodyInfo: t.describe(rec, now), Reason: reason, Repaired: repair, At: now}
 
 	t.reg.remove(rec)
 	t.inst.bodyEnded()

@@ -90,7 +90,7 @@ func (r *record) release() {
 // hostname is the upstream's host name without the port: the
 // server.address of the semantic conventions.
 func (r *record) hostname() string {
-	if r.req == nil || r.req.URL == nil {
+	if r.req.URL == nil {
 		return ""
 	}
 	return r.req.URL.Hostname()

@@ -52,7 +52,7 @@ func (e *ending) anomalous(rec *record) bool {
 func (t *Transport) recordSent(rec *record) {
 	var buf [2]attribute.KeyValue
 	attrs := buf[:0]
-	if u := rec.req.URL; redact.NeedsRedaction(u) || (u != nil && u.Fragment != "") {
+	if u := rec.req.URL; redact.NeedsRedaction(u) {
 		attrs = append(attrs, semconv.URLFull(redact.URL(u)))
 	}
 	if rec.hasBudget {
@@ -74,7 +74,7 @@ func (t *Transport) finish(rec *record, how finishKind, drained int64, readErr e
 	}
 	rec.release()
 	e := ending{how: how, at: now, drained: drained, err: readErr}
-	if readErr != nil {
+	if readErr != nil && (rec.recording || rec.replayable) { // only evidence uses it
 		e.errKind = errkind.Of(readErr, rec.Context.Err())
 	}
 	t.checkTotal(rec, &e)
@@ -85,14 +85,10 @@ func (t *Transport) finish(rec *record, how finishKind, drained int64, readErr e
 // recorded the error on a recording span and ended it; an unsampled one is
 // replayed.
 func (t *Transport) callFailed(rec *record, err error) {
-	if rec.span == nil || !rec.replayable {
+	if !rec.replayable { // set, with the time of the answer, once the base transport was called
 		return
 	}
-	at := rec.headers
-	if at.IsZero() {
-		at = time.Now()
-	}
-	t.endSpan(rec, &ending{how: finishFailed, at: at, err: err, errKind: rec.errKind})
+	t.endSpan(rec, &ending{how: finishFailed, at: rec.headers, err: err, errKind: rec.errKind})
 }
 
 // endSpan ends the call's span: a healthy call's span as otelhttp made it,

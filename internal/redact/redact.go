@@ -79,11 +79,11 @@ func slowURL(u *url.URL) string {
 	return r.String()
 }
 
-// NeedsRedaction reports whether [URL] would change more than the fragment
-// of u: whether a recorder that keeps credentials out but the query in (as
-// otelhttp does) has recorded something secret.
+// NeedsRedaction reports whether [URL] records u otherwise than a recorder
+// that keeps credentials out but the query and the fragment in, as otelhttp
+// does: whether what that recorder wrote must be replaced.
 func NeedsRedaction(u *url.URL) bool {
-	return u != nil && (u.RawQuery != "" || u.User != nil)
+	return u != nil && (u.RawQuery != "" || u.User != nil || u.Fragment != "")
 }
 
 // Message returns msg with every occurrence of raw, a URL as an error

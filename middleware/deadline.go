@@ -187,8 +187,7 @@ func (cfg *DeadlineConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 	}
 	defer func() { keepForm(c.Request(), req) }() // when the handler panics
 	err := next(c)
-	keepForm(c.Request(), req)
-	c.SetRequest(req) // its context is over: Echo's error handler answers with the request as it came
+	restoreRequest(c, req) // its context is over: Echo's error handler answers with the request as it came
 
 	overrun := time.Since(deadline)
 	res, out := cfg.outcome(c, parent, ctx, err, overrun, deadline.Sub(start))
@@ -280,11 +279,17 @@ type requestSwap struct {
 }
 
 func (s requestSwap) undo() {
-	keepForm(s.c.Request(), s.prev)
 	if s.inPlace {
 		*s.prev = *s.prev.WithContext(s.prevCtx)
 	}
-	s.c.SetRequest(s.prev)
+	restoreRequest(s.c, s.prev)
+}
+
+// restoreRequest gives c the request to back, with the multipart form the
+// handler parsed on whatever request c has now (keepForm).
+func restoreRequest(c echo.Context, to *http.Request) {
+	keepForm(c.Request(), to)
+	c.SetRequest(to)
 }
 
 // keepForm gives the request a middleware got the multipart form parsed on

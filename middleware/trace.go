@@ -176,7 +176,7 @@ func (t *tracedRequest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// Echo's error handler answers with the request as Trace got it:
 		// the contexts Deadline and Leaks made are over.
-		c.SetRequest(r)
+		restoreRequest(c, r)
 		c.Error(err)
 		if c.Response().Status >= http.StatusInternalServerError {
 			rec := recorderOf(r.Context())

@@ -3,7 +3,6 @@ package middleware_test
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -176,11 +175,14 @@ func TestPanicWithRecoverOutsideTraceIsRecorded(t *testing.T) {
 // handler — if it finds the form on the request it served. Behind plain
 // otelhttp it does; behind telltale's middleware, sampled or not, alone or
 // together, it must too, though each hands the handler a copy of the
-// request — and when the handler then panics (Echo's Recover outside).
+// request — whether the handler returns, fails or panics (Echo's Recover
+// outside), and below a middleware of Echo's own that hands on a copy
+// without putting the request back (ContextTimeout).
 func TestMultipartTempFilesAreRemovedAsBehindOtelhttp(t *testing.T) {
-	for _, stack := range []string{"otelhttp", "telltale sampled", "telltale unsampled", "deadline", "leaks"} {
-		for _, panics := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/panics=%v", stack, panics), func(t *testing.T) {
+	stacks := []string{"otelhttp", "telltale sampled", "telltale unsampled", "deadline", "leaks", "trace, then ContextTimeout"}
+	for _, stack := range stacks {
+		for _, ending := range []string{"returns", "fails", "panics"} {
+			t.Run(stack+"/"+ending, func(t *testing.T) {
 				tmp := t.TempDir()
 				t.Setenv("TMPDIR", tmp)
 				v := newEnv(t)
@@ -196,6 +198,9 @@ func TestMultipartTempFilesAreRemovedAsBehindOtelhttp(t *testing.T) {
 					v.e.Use(ttmw.Deadline(2 * time.Second))
 				case "leaks":
 					v.e.Use(ttmw.Leaks())
+				case "trace, then ContextTimeout":
+					v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp, Propagators: v.prop}))
+					v.e.Use(echomw.ContextTimeout(2 * time.Second))
 				default:
 					v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp, Propagators: v.prop}))
 					v.e.Use(ttmw.Deadline(2 * time.Second))
@@ -208,7 +213,10 @@ func TestMultipartTempFilesAreRemovedAsBehindOtelhttp(t *testing.T) {
 					}
 					files, _ := os.ReadDir(tmp)
 					spilled <- len(files)
-					if panics {
+					switch ending {
+					case "fails":
+						return errors.New("after parsing the upload")
+					case "panics":
 						panic("after parsing the upload")
 					}
 					return c.NoContent(http.StatusNoContent)
@@ -226,7 +234,11 @@ func TestMultipartTempFilesAreRemovedAsBehindOtelhttp(t *testing.T) {
 					t.Fatal(err)
 				}
 				resp.Body.Close()
-				if want := map[bool]int{false: http.StatusNoContent, true: http.StatusInternalServerError}[panics]; resp.StatusCode != want {
+				want := http.StatusInternalServerError
+				if ending == "returns" {
+					want = http.StatusNoContent
+				}
+				if resp.StatusCode != want {
 					t.Fatalf("status %d, want %d", resp.StatusCode, want)
 				}
 				if n := <-spilled; n == 0 {

@@ -168,7 +168,6 @@ func (cfg *DeadlineConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 	start := time.Now()
 	req := c.Request()
 	parent := req.Context()
-	rec := recorderOf(parent)
 	t := cfg.timeout(c, req)
 	deadline := start.Add(t.d)
 	if pd, ok := parent.Deadline(); ok && !pd.After(deadline) {
@@ -191,9 +190,7 @@ func (cfg *DeadlineConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 
 	overrun := time.Since(deadline)
 	res, out := cfg.outcome(c, parent, ctx, err, overrun, deadline.Sub(start))
-	if rec.recording() {
-		recordDeadline(rec, deadline.Sub(start), t, overrun, res)
-	}
+	recordDeadline(parent, deadline.Sub(start), t, overrun, res)
 	return out
 }
 
@@ -373,9 +370,13 @@ func (t *requestTimeout) header(req *http.Request, name string) (time.Duration, 
 // lock per call. A healthy request's span carries nothing of it. All but
 // the clamp and the header are anomalies, which an unsampled request is
 // exported for.
-func recordDeadline(rec recorder, timeout time.Duration, t requestTimeout, overrun time.Duration, res deadlineResult) {
+func recordDeadline(ctx context.Context, timeout time.Duration, t requestTimeout, overrun time.Duration, res deadlineResult) {
 	anomalous := overrun > 0 || res != resultOwn
 	if !anomalous && !t.clamped && t.headerErr == nil {
+		return
+	}
+	rec := recorderOf(ctx)
+	if !rec.recording() {
 		return
 	}
 	var buf [5]attribute.KeyValue

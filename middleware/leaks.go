@@ -77,28 +77,22 @@ func (cfg LeaksConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 func (cfg *LeaksConfig) serve(c echo.Context, next echo.HandlerFunc) error {
 	req := c.Request()
 	parent := req.Context()
-	span := trace.SpanFromContext(parent)
 	ctx, scope := transport.WithScope(parent)
 
 	if m := cfg.Goroutines; m != nil || cfg.ProfileLabels {
 		route := c.Path()
-		sc := span.SpanContext()
-		var labels pprof.LabelSet
-		switch profile := cfg.ProfileLabels && sc.IsValid(); {
-		case m != nil:
+		sc := trace.SpanContextFromContext(parent)
+		var buf [8]string // in order: pprof.Labels sorts its keys, at a cost, unless they are
+		args := append(buf[:0], labelRoute, route)
+		if m != nil {
 			id := m.begin(route, sc, anomaly.ServerFrom(parent))
 			defer m.end(id)
-			reqID := strconv.FormatUint(id, 10)
-			if profile {
-				labels = pprof.Labels(labelRoute, route, labelMonitor, m.id, labelRequest, reqID, labelTraceID, sc.TraceID().String())
-			} else {
-				labels = pprof.Labels(labelRoute, route, labelMonitor, m.id, labelRequest, reqID)
-			}
-		case profile:
-			labels = pprof.Labels(labelRoute, route, labelTraceID, sc.TraceID().String())
-		default:
-			labels = pprof.Labels(labelRoute, route)
+			args = append(args, labelMonitor, m.id, labelRequest, strconv.FormatUint(id, 10))
 		}
+		if cfg.ProfileLabels && sc.IsValid() {
+			args = append(args, labelTraceID, sc.TraceID().String())
+		}
+		labels := pprof.Labels(args...)
 		ctx = pprof.WithLabels(ctx, labels)
 		pprof.SetGoroutineLabels(ctx)
 		// The goroutine goes back to serving the connection: restore

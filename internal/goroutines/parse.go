@@ -3,6 +3,7 @@ package goroutines
 import (
 	"bytes"
 	"strconv"
+	"strings"
 )
 
 // A Group is one record of the profile: Count goroutines with the same
@@ -131,7 +132,7 @@ func parseLabels(b []byte) map[string]string {
 		if err != nil {
 			break
 		}
-		rest, ok := cutPrefix(text[len(kq):], ":")
+		rest, ok := strings.CutPrefix(text[len(kq):], ":")
 		if !ok {
 			break
 		}
@@ -142,16 +143,9 @@ func parseLabels(b []byte) map[string]string {
 		k, _ := strconv.Unquote(kq)
 		v, _ := strconv.Unquote(vq)
 		labels[k] = v
-		text, _ = cutPrefix(rest[len(vq):], ", ")
+		text, _ = strings.CutPrefix(rest[len(vq):], ", ")
 	}
 	return labels
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):], true
-	}
-	return s, false
 }
 
 // parseFrame parses "0x4dbf3c\tmain.main.func1+0x1c\t\t/tmp/main.go:13".

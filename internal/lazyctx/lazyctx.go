@@ -145,10 +145,6 @@ func (c *Context) End(cause error) {
 	}
 }
 
-// Materialize builds the standard context now, so that after End,
-// context.Cause of every context derived from c tells how it was canceled.
-func (c *Context) Materialize() { c.materialize() }
-
 func (c *Context) String() string {
 	if c.hasDeadline {
 		return "telltale.lazyctx(deadline " + c.deadline.String() + ")"

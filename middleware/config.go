@@ -7,13 +7,13 @@ import "github.com/labstack/echo/v4"
 // fields are plain func types, so Echo's Skipper values still fit.
 func neverSkip(echo.Context) bool { return false }
 
-// must returns the middleware built by an XConfig.ToMiddleware, and panics
-// with its error: the XWithConfig functions follow Echo's convention.
-func must(mw echo.MiddlewareFunc, err error) echo.MiddlewareFunc {
+// must returns what an XConfig's ToMiddleware or ToHandler built, and
+// panics with its error: the XWithConfig functions follow Echo's convention.
+func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
 	}
-	return mw
+	return v
 }
 
 // skippable turns serve into a middleware that calls it for every request

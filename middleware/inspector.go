@@ -99,11 +99,7 @@ type GoroutineInspection struct {
 // sites and stacks, which is the point. It panics if the config is invalid;
 // use [InspectorConfig.ToHandler] to get the error instead.
 func Inspector(cfg InspectorConfig) echo.HandlerFunc {
-	h, err := cfg.ToHandler()
-	if err != nil {
-		panic(err)
-	}
-	return h
+	return must(cfg.ToHandler())
 }
 
 // ToHandler validates the config and returns the [Inspector] handler.

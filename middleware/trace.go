@@ -120,7 +120,7 @@ func (cfg TraceConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
 				c.SetRequest(req)
 			}()
 			t := tc.pool.Get().(*tracedRequest)
-			t.c, t.next, t.req, t.start = c, next, req, time.Now()
+			t.c, t.next, t.start = c, next, time.Now()
 			t.handler.ServeHTTP(w, req)
 			*t = tracedRequest{cfg: tc, handler: t.handler}
 			tc.pool.Put(t)
@@ -143,8 +143,7 @@ type tracedRequest struct {
 	c       echo.Context
 	next    echo.HandlerFunc
 	cfg     *traceConfig
-	handler http.Handler  // otelhttp's, serving this tracedRequest
-	req     *http.Request // the request as it came, never reused
+	handler http.Handler // otelhttp's, serving this tracedRequest
 	start   time.Time
 	u       *unsampled // when the head sampler dropped the request
 }
@@ -153,7 +152,7 @@ func (t *tracedRequest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := t.c
 	span := trace.SpanFromContext(r.Context())
 	if sc := span.SpanContext(); sc.IsValid() && !sc.IsSampled() && t.cfg.replay.Enabled() {
-		t.u = newUnsampled(t.cfg, t.req, r, sc, t.start)
+		t.u = newUnsampled(t.cfg, r, sc, t.start)
 	}
 	// otelhttp's writer counts the status and the bytes written, and the
 	// request carries the span.

@@ -41,16 +41,17 @@ type unsampled struct {
 	panicked bool
 }
 
-// newUnsampled keeps the span sc of the request orig, started at start, and
-// gives r, otelhttp's copy of orig, a context that carries it.
-func newUnsampled(cfg *traceConfig, orig, r *http.Request, sc trace.SpanContext, start time.Time) *unsampled {
+// newUnsampled keeps the span sc of the request r, otelhttp's copy of the
+// request as it came, started at start, and gives r a context that carries
+// it.
+func newUnsampled(cfg *traceConfig, r *http.Request, sc trace.SpanContext, start time.Time) *unsampled {
 	u := &unsampled{
-		cfg: cfg, method: orig.Method, path: orig.URL.Path, host: cmp.Or(cfg.ServerName, orig.Host),
-		peer: orig.RemoteAddr, userAgent: orig.UserAgent(), proto: orig.Proto, tls: orig.TLS != nil,
+		cfg: cfg, method: r.Method, path: r.URL.Path, host: cmp.Or(cfg.ServerName, r.Host),
+		peer: r.RemoteAddr, userAgent: r.UserAgent(), proto: r.Proto, tls: r.TLS != nil,
 	}
 	n := 0
 	for i, f := range cfg.propagationFields() {
-		if v := orig.Header[f]; len(v) > 0 && n < len(u.propagation) {
+		if v := r.Header[f]; len(v) > 0 && n < len(u.propagation) {
 			u.propagation[n] = propagationHeader{field: i, value: v[0]}
 			n++
 		}

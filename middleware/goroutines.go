@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -22,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/telltale-go/telltale/internal/anomaly"
+	"github.com/telltale-go/telltale/internal/appcode"
 	"github.com/telltale-go/telltale/internal/goroutines"
 	"github.com/telltale-go/telltale/internal/version"
 	"github.com/telltale-go/telltale/transport"
@@ -243,8 +243,8 @@ func NewGoroutineMonitor(cfg GoroutineMonitorConfig) *GoroutineMonitor {
 		m.historySize = DefaultEndedRequestHistory
 	}
 	m.app = []string{"main"}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path != "" {
-		m.app = append(m.app, bi.Main.Path)
+	if mod := appcode.MainModule(); mod != "" {
+		m.app = append(m.app, mod)
 	}
 	for _, p := range cfg.AppPackages {
 		if p = strings.TrimRight(strings.TrimSpace(p), "/."); p != "" {
@@ -440,7 +440,7 @@ func (m *GoroutineMonitor) runsApp(g goroutines.Group) bool {
 // one of the application's packages or the packages under them.
 func (m *GoroutineMonitor) isApp(fn string) bool {
 	for _, p := range m.app {
-		if strings.HasPrefix(fn, p) && len(fn) > len(p) && (fn[len(p)] == '.' || fn[len(p)] == '/') {
+		if appcode.InPackage(fn, p) {
 			return true
 		}
 	}

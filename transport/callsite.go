@@ -3,9 +3,10 @@ package transport
 import (
 	"fmt"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
+
+	"github.com/telltale-go/telltale/internal/appcode"
 )
 
 // callerDepth is how many program counters RoundTrip captures: deep enough
@@ -53,11 +54,7 @@ type siteFinder struct {
 }
 
 func newSiteFinder(skip []string) siteFinder {
-	f := siteFinder{skip: skip}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Path != "" && bi.Main.Path != "command-line-arguments" {
-		f.appRoot = bi.Main.Path
-	}
-	return f
+	return siteFinder{skip: skip, appRoot: appcode.MainModule()}
 }
 
 // find symbolizes pcs. It is only called for a report — a leak, an
@@ -108,7 +105,7 @@ func (f siteFinder) skipped(fn string) bool {
 		}
 	}
 	for _, p := range f.skip {
-		if strings.HasPrefix(fn, p) && len(fn) > len(p) && (fn[len(p)] == '.' || fn[len(p)] == '/') {
+		if appcode.InPackage(fn, p) {
 			return true
 		}
 	}

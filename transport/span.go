@@ -99,13 +99,14 @@ func (t *Transport) endSpan(rec *record, e *ending) {
 	if span == nil {
 		return
 	}
+	anomalous := (rec.recording || rec.replayable) && e.anomalous(rec)
 	if rec.recording && e.how != finishFailed { // otelhttp ended a failed call's span
-		if e.anomalous(rec) {
+		if anomalous {
 			t.writeEvidence(span, rec, e)
 		}
 		span.End() // e.at is now: the SDK's clock says the same, without an option to allocate
 	}
-	if rec.replayable && e.anomalous(rec) {
+	if rec.replayable && anomalous {
 		t.replayClient(rec, e)
 	}
 }

@@ -13,4 +13,12 @@
 // and children created with context.WithCancel and friends attach to it
 // directly (Value hands them its cancelCtx) without the goroutine the
 // context package starts for a parent of a type it does not know.
+//
+// One thing the lazy context cannot know is which of its deadline and its
+// parent's cancellation came first when nothing looked before both had
+// happened: it then holds that the deadline, which has passed, came first
+// — as a standard context does when the parent is canceled after its
+// timer fired, the case of a handler that ignores its context and whose
+// client gives up after the deadline. A parent canceled before the
+// deadline and seen before it (by Err, Done or a child) is a cancellation.
 package lazyctx

@@ -109,6 +109,12 @@ func (c *Context) materialize() context.Context {
 		// standard context canceled before its parent.
 		r.ctx, r.cancelCause = context.WithCancelCause(context.WithoutCancel(c.parent))
 		r.cancelCause(c.cause)
+	case c.hasDeadline && !time.Now().Before(c.deadline):
+		// The deadline passed before anything waited on the context: it
+		// came first, as a standard context's timer would have fired
+		// first, whatever the parent has become since (a client that went
+		// away after the deadline does not make it a cancellation).
+		r.ctx, r.cancel = context.WithDeadline(context.WithoutCancel(c.parent), c.deadline)
 	case c.hasDeadline:
 		r.ctx, r.cancel = context.WithDeadline(c.parent, c.deadline)
 	default:

@@ -125,3 +125,41 @@ func TestEndedChildKeepsItsCause(t *testing.T) {
 		t.Error("values lost")
 	}
 }
+
+// A deadline that passed before the parent was canceled is the context's
+// error even when nothing waited on the context before both happened, as
+// context.WithDeadline's timer would have fired first: Err, the cause and
+// Done agree, before and after End.
+func TestDeadlineBeforeParentCancelIsDeadlineExceeded(t *testing.T) {
+	for _, ended := range []bool{false, true} {
+		parent, cancel := context.WithCancel(context.Background())
+		var c lazyctx.Context
+		c.InitDeadline(parent, time.Now().Add(50*time.Millisecond), nil, nil)
+		time.Sleep(150 * time.Millisecond) // the deadline passes; nobody looks
+		cancel()                           // then the client goes away
+		if ended {
+			c.End(nil)
+		}
+		time.Sleep(100 * time.Millisecond) // the handler fails later
+		if err := c.Err(); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("ended %v: Err() = %v, want DeadlineExceeded", ended, err)
+		}
+		if cause := context.Cause(&c); !errors.Is(cause, context.DeadlineExceeded) {
+			t.Errorf("ended %v: Cause = %v", ended, cause)
+		}
+		<-c.Done()
+	}
+}
+
+// A parent canceled before the deadline, seen by Err before the deadline,
+// is a cancellation.
+func TestParentCancelBeforeDeadlineIsCanceled(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	var c lazyctx.Context
+	c.InitDeadline(parent, time.Now().Add(time.Hour), nil, nil)
+	cancel()
+	if err := c.Err(); !errors.Is(err, context.Canceled) {
+		t.Errorf("Err() = %v, want Canceled", err)
+	}
+	c.End(nil)
+}

@@ -134,10 +134,13 @@ var ErrPortsTaken = errors.New("jaeger: ports taken")
 var healthClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
 // Healthy reports whether a Jaeger answers on [HealthURL].
-func Healthy(ctx context.Context) bool {
+func Healthy(ctx context.Context) bool { return healthy(ctx, HealthURL) }
+
+// healthy reports whether url (a healthcheckv2 status URL) answers 200.
+func healthy(ctx context.Context, url string) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, HealthURL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return false
 	}
@@ -153,10 +156,10 @@ func Healthy(ctx context.Context) bool {
 // Addrs are the loopback addresses Jaeger listens on with config.yaml.
 var Addrs = []string{"127.0.0.1:4317", "127.0.0.1:4318", "127.0.0.1:16685", "127.0.0.1:16686", "127.0.0.1:13133"}
 
-// takenAddrs returns the addresses of [Addrs] something already listens on.
-func takenAddrs() []string {
+// takenAddrs returns the addresses of addrs something already listens on.
+func takenAddrs(addrs []string) []string {
 	var taken []string
-	for _, a := range Addrs {
+	for _, a := range addrs {
 		ln, err := net.Listen("tcp", a)
 		if err != nil {
 			taken = append(taken, a)
@@ -175,16 +178,61 @@ func Start(ctx context.Context, dir, logFile string) (*Process, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("jaeger: binary not built: %w", err)
 	}
-	if taken := takenAddrs(); len(taken) > 0 {
+	if taken := takenAddrs(Addrs); len(taken) > 0 {
 		return nil, fmt.Errorf("%w: %s already in use by a program that is not a healthy Jaeger (%s does not answer); stop it, or send the traces to your own collector with -otlp URL", ErrPortsTaken, strings.Join(taken, ", "), HealthURL)
 	}
-	log, err := os.Create(logFile)
+	return launch{
+		config: filepath.Join(dir, "config.yaml"),
+		health: HealthURL,
+		log:    logFile,
+	}.start(ctx, bin)
+}
+
+// launch is how one Jaeger process is run: [Start]'s all-in-one, or one
+// tier of [StartFleet]'s fleet.
+type launch struct {
+	// name is the process in messages ("storage tier"); empty for the
+	// all-in-one.
+	name string
+	// config is the path of its YAML config.
+	config string
+	// sets are --set overrides of the config, as "key=value".
+	sets []string
+	// env is added to the environment it inherits, as "KEY=value".
+	env []string
+	// health is the healthcheckv2 status URL polled until it answers 200.
+	health string
+	// log is the file its output goes to.
+	log string
+}
+
+// errorf returns an error prefixed with the package and l's name.
+func (l launch) errorf(format string, a ...any) error {
+	prefix := "jaeger: "
+	if l.name != "" {
+		prefix += l.name + ": "
+	}
+	return fmt.Errorf(prefix+format, a...)
+}
+
+// start runs bin as l says and waits until it is healthy (at most 30s).
+// Checking its ports first is the caller's job: the right advice when they
+// are taken depends on what is being started.
+func (l launch) start(ctx context.Context, bin string) (*Process, error) {
+	log, err := os.Create(l.log)
 	if err != nil {
-		return nil, fmt.Errorf("jaeger: %w", err)
+		return nil, l.errorf("%w", err)
+	}
+	args := []string{"--config", l.config}
+	for _, s := range l.sets {
+		args = append(args, "--set="+s)
 	}
 	// Not CommandContext: Jaeger must outlive a cancelled run context long
 	// enough to be stopped politely by [Process.Stop].
-	cmd := exec.Command(bin, "--config", filepath.Join(dir, "config.yaml"))
+	cmd := exec.Command(bin, args...)
+	if len(l.env) > 0 {
+		cmd.Env = append(os.Environ(), l.env...)
+	}
 	cmd.Stdout = log
 	cmd.Stderr = log
 	// Its own process group: a Ctrl-C in the terminal reaches the demo, which
@@ -193,9 +241,9 @@ func Start(ctx context.Context, dir, logFile string) (*Process, error) {
 	stopWithParent(cmd.SysProcAttr)
 	if err := cmd.Start(); err != nil {
 		log.Close()
-		return nil, fmt.Errorf("jaeger: start: %w", err)
+		return nil, l.errorf("start: %w", err)
 	}
-	p := &Process{cmd: cmd, done: make(chan struct{}), Log: logFile}
+	p := &Process{cmd: cmd, done: make(chan struct{}), Log: l.log}
 	go func() {
 		p.err = cmd.Wait()
 		log.Close()
@@ -207,18 +255,18 @@ func Start(ctx context.Context, dir, logFile string) (*Process, error) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if Healthy(ctx) {
+		if healthy(ctx, l.health) {
 			return p, nil
 		}
 		select {
 		case <-p.done:
-			return nil, fmt.Errorf("jaeger: exited before it was healthy (%v); see %s", p.err, logFile)
+			return nil, l.errorf("exited before it was healthy (%v); see %s", p.err, l.log)
 		case <-ctx.Done():
 			_ = p.Stop()
-			return nil, fmt.Errorf("jaeger: %w", ctx.Err())
+			return nil, l.errorf("%w", ctx.Err())
 		case <-deadline.C:
 			_ = p.Stop()
-			return nil, fmt.Errorf("jaeger: not healthy after 30s; see %s", logFile)
+			return nil, l.errorf("not healthy after 30s; see %s", l.log)
 		case <-tick.C:
 		}
 	}

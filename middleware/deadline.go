@@ -1,36 +1,23 @@
 package middleware
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
-	"github.com/telltale-go/telltale/internal/lazyctx"
-	"github.com/telltale-go/telltale/internal/timeoutheader"
-	"github.com/telltale-go/telltale/vocab"
+	"github.com/telltale-go/telltale/internal/server"
 )
 
 // StatusClientClosedRequest is the status nginx made up for a request whose
 // client went away before the answer: no client reads it, but logs and
 // server spans record it, and it is a 4xx, so it is not counted as a server
 // error.
-const StatusClientClosedRequest = 499
+const StatusClientClosedRequest = server.StatusClientClosedRequest
 
-// Where a request's deadline came from, recorded as
-// telltale.deadline.source, from the most specific.
-const (
-	sourceHeader  = "header"  // the caller's budget, from Connect-Timeout-Ms
-	sourceEnvoy   = "envoy"   // the route timeout Envoy announced, shorter than any other
-	sourceFunc    = "func"    // DeadlineConfig.TimeoutFunc
-	sourceRoute   = "route"   // DeadlineConfig.Routes
-	sourceDefault = "default" // DeadlineConfig.Timeout
-	sourceParent  = "parent"  // the request context already had an earlier deadline
-)
+// DefaultOverrunGrace is the default of DeadlineConfig.OverrunGrace.
+const DefaultOverrunGrace = server.DefaultOverrunGrace
 
 // DeadlineConfig configures [Deadline].
 type DeadlineConfig struct {
@@ -60,7 +47,12 @@ type DeadlineConfig struct {
 	// waiting. Malformed values (anything but 1 to 10 ASCII digits: signs,
 	// spaces, units) are ignored and recorded on the span as a
 	// telltale.deadline.header_invalid event. Only enable it behind callers
-	// you trust: the header can ask for any deadline up to MaxTimeout.
+	// you trust: the header can ask for any deadline up to MaxTimeout. A
+	// caller that goes away at or after the deadline it propagated gave up
+	// waiting: that is an anomaly of this request, exported in the
+	// caller's trace; one that goes away before it canceled on purpose
+	// (a hedged request, an errgroup's first error), which is counted
+	// (telltale.server.request.canceled), not reported.
 	TrustHeader bool
 
 	// TrustEnvoyHeader makes the middleware take the route timeout Envoy
@@ -87,6 +79,18 @@ type DeadlineConfig struct {
 	// request whose handler returned an error after its client went away.
 	// Defaults to [StatusClientClosedRequest] (499).
 	ClientClosedStatusCode int
+
+	// OverrunGrace is how long a handler may still run after its deadline
+	// before it is said to have ignored it: past it, the server span
+	// records telltale.deadline.overrun_ms, and the request is an anomaly.
+	// A handler that honours its context returns within it. Defaults to
+	// [DefaultOverrunGrace] (100 ms).
+	OverrunGrace time.Duration
+
+	// MeterProvider provides the counter of requests whose client canceled
+	// them on purpose (telltale.server.request.canceled). The global
+	// provider is used when nil.
+	MeterProvider metric.MeterProvider
 }
 
 // Deadline returns a middleware that gives every request a context deadline
@@ -119,115 +123,53 @@ func DeadlineWithConfig(cfg DeadlineConfig) echo.MiddlewareFunc {
 // that wraps the next handler (see BenchmarkServer/deadline).
 //
 // When the handler returns an error and the request's deadline has passed,
-// the middleware returns an
-// *echo.HTTPError with StatusCode and a JSON message
-// {"message":"request deadline of 2s exceeded","timeout_ms":2000}, the
-// handler's error as its internal error. When the client went away instead,
-// it returns ClientClosedStatusCode. A response already committed is left
-// alone: the handler's error goes up unchanged.
+// the middleware returns an *echo.HTTPError with StatusCode and a JSON
+// message {"message":"request deadline of 2s exceeded","timeout_ms":2000},
+// the handler's error as its internal error. When the client went away
+// instead, it returns ClientClosedStatusCode. A response already committed
+// is left alone: the handler's error goes up unchanged.
 func (cfg DeadlineConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
-	if cfg.Timeout <= 0 {
-		return nil, errors.New("middleware: Deadline: Timeout must be positive")
+	skip := cfg.Skipper
+	if skip == nil {
+		skip = neverSkip
 	}
-	if cfg.MaxTimeout < 0 {
-		return nil, errors.New("middleware: Deadline: MaxTimeout must not be negative")
+	core, err := server.NewDeadline(server.DeadlineConfig{
+		Timeout:                cfg.Timeout,
+		Routes:                 cfg.Routes,
+		TrustHeader:            cfg.TrustHeader,
+		TrustEnvoyHeader:       cfg.TrustEnvoyHeader,
+		MaxTimeout:             cfg.MaxTimeout,
+		StatusCode:             cfg.StatusCode,
+		ClientClosedStatusCode: cfg.ClientClosedStatusCode,
+		OverrunGrace:           cfg.OverrunGrace,
+		MeterProvider:          cfg.MeterProvider,
+		Errors:                 decodeError,
+	})
+	if err != nil {
+		return nil, wrapErr(err)
 	}
-	if cfg.MaxTimeout > 0 && cfg.Timeout > cfg.MaxTimeout {
-		return nil, fmt.Errorf("middleware: Deadline: Timeout %s exceeds MaxTimeout %s", cfg.Timeout, cfg.MaxTimeout)
-	}
-	routes := make(map[string]time.Duration, len(cfg.Routes))
-	for route, d := range cfg.Routes {
-		if d <= 0 {
-			return nil, fmt.Errorf("middleware: Deadline: timeout of route %q must be positive", route)
+	timeoutFunc := cfg.TimeoutFunc
+	return skippable(skip, func(c echo.Context, next echo.HandlerFunc) error {
+		req := c.Request()
+		var fromFunc time.Duration
+		if timeoutFunc != nil {
+			fromFunc = timeoutFunc(c)
 		}
-		if cfg.MaxTimeout > 0 && d > cfg.MaxTimeout {
-			return nil, fmt.Errorf("middleware: Deadline: timeout %s of route %q exceeds MaxTimeout %s", d, route, cfg.MaxTimeout)
+		handOn, run := core.Begin(req, c.Path(), fromFunc)
+		defer run.Release()
+		c.SetRequest(handOn)
+		defer func() { server.KeepForm(c.Request(), req) }() // when the handler panics
+		err := next(c)
+		restoreRequest(c, req) // its context is over: Echo's error handler answers with the request as it came
+		res := run.End(err != nil, c.Response().Committed, err, "")
+		switch res.Kind {
+		case server.DeadlineExceeded:
+			return echo.NewHTTPError(res.Status, deadlineMessage{Message: res.Message, TimeoutMS: res.TimeoutMS}).WithInternal(internal(err))
+		case server.ClientClosed:
+			return echo.NewHTTPError(res.Status, res.Message).WithInternal(internal(err))
 		}
-		routes[route] = d
-	}
-	cfg.Routes = routes // a copy: the caller's map may change
-	if cfg.Skipper == nil {
-		cfg.Skipper = neverSkip
-	}
-	if cfg.StatusCode == 0 {
-		cfg.StatusCode = http.StatusGatewayTimeout
-	}
-	if cfg.ClientClosedStatusCode == 0 {
-		cfg.ClientClosedStatusCode = StatusClientClosedRequest
-	}
-	if !validStatus(cfg.StatusCode) || !validStatus(cfg.ClientClosedStatusCode) {
-		return nil, errors.New("middleware: Deadline: status codes must be between 100 and 999")
-	}
-
-	return skippable(cfg.Skipper, cfg.serve), nil
-}
-
-func validStatus(code int) bool { return code >= 100 && code <= 999 }
-
-func (cfg *DeadlineConfig) serve(c echo.Context, next echo.HandlerFunc) error {
-	start := time.Now()
-	req := c.Request()
-	parent := req.Context()
-	t := cfg.timeout(c, req)
-	deadline := start.Add(t.d)
-	if pd, ok := parent.Deadline(); ok && !pd.After(deadline) {
-		deadline, t.source = pd, sourceParent
-	}
-
-	ctx := parent
-	if t.source != sourceParent {
-		// One allocation for the context and the request that carries it.
-		r := &deadlineRequest{}
-		r.ctx.InitDeadline(parent, deadline, deadlineRequestKey{}, r)
-		r.req = *req.WithContext(&r.ctx)
-		c.SetRequest(&r.req)
-		defer r.ctx.End(nil)
-		ctx = &r.ctx
-	}
-	defer func() { keepForm(c.Request(), req) }() // when the handler panics
-	err := next(c)
-	restoreRequest(c, req) // its context is over: Echo's error handler answers with the request as it came
-
-	overrun := time.Since(deadline)
-	res, out := cfg.outcome(c, parent, ctx, err, overrun, deadline.Sub(start))
-	recordDeadline(parent, deadline.Sub(start), t, overrun, res)
-	return out
-}
-
-// A deadlineResult is how a request ended, as far as its deadline goes.
-type deadlineResult int
-
-const (
-	resultOwn          deadlineResult = iota // the handler's own answer or error
-	resultDeadline                           // answered with StatusCode
-	resultClientClosed                       // answered with ClientClosedStatusCode
-)
-
-// outcome decides what the middleware returns once the handler has.
-func (cfg *DeadlineConfig) outcome(c echo.Context, parent, ctx context.Context, err error, overrun, budget time.Duration) (deadlineResult, error) {
-	if err == nil || c.Response().Committed {
-		return resultOwn, err
-	}
-	switch {
-	// The request's context says which came first: a deadline that ran out
-	// before the client left is still the deadline.
-	case errors.Is(parent.Err(), context.Canceled) && !errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return resultClientClosed, echo.NewHTTPError(cfg.ClientClosedStatusCode, "client closed request").WithInternal(internal(err))
-	case overrun >= 0:
-		// Only this request's deadline running out makes a 504: net/http's
-		// own timeouts (response headers, TLS handshake) and deadlines the
-		// handler set itself also match context.DeadlineExceeded, and
-		// those are the handler's errors to answer.
-		var he *echo.HTTPError
-		if errors.As(err, &he) && he.Code < http.StatusInternalServerError && !errors.Is(err, context.DeadlineExceeded) {
-			return resultOwn, err // the handler's own answer about the request, not about time
-		}
-		return resultDeadline, echo.NewHTTPError(cfg.StatusCode, deadlineMessage{
-			Message:   "request deadline of " + budget.Round(time.Millisecond).String() + " exceeded",
-			TimeoutMS: budget.Milliseconds(),
-		}).WithInternal(internal(err))
-	}
-	return resultOwn, err
+		return err
+	}), nil
 }
 
 // internal wraps the handler's error so that it can be the internal error of
@@ -241,169 +183,11 @@ func internal(err error) error {
 	return err
 }
 
-// deadlineRequest is the request handed to the handler, and its context.
-type deadlineRequest struct {
-	ctx lazyctx.Context
-	req http.Request
-}
-
-type deadlineRequestKey struct{}
-
-// withContext gives c a copy of its request with ctx, and returns how to
-// put the request back. When that request is the copy Deadline made and
-// handed on, it is reused: Leaks, right after Deadline, costs no request
-// copy of its own.
-func withContext(c echo.Context, ctx context.Context) requestSwap {
-	req := c.Request()
-	swap := requestSwap{c: c, prev: req, prevCtx: req.Context()}
-	if r, ok := req.Context().Value(deadlineRequestKey{}).(*deadlineRequest); ok && &r.req == req {
-		r.req = *req.WithContext(ctx) // the copy WithContext makes stays on the stack
-		swap.inPlace = true
-		return swap
-	}
-	c.SetRequest(req.WithContext(ctx))
-	return swap
-}
-
-// A requestSwap puts back the request a middleware replaced, so that what
-// runs after it — Echo's error handler, the middleware before — sees the
-// request, and the context, it had.
-type requestSwap struct {
-	c       echo.Context
-	prev    *http.Request
-	prevCtx context.Context
-	inPlace bool
-}
-
-func (s requestSwap) undo() {
-	if s.inPlace {
-		*s.prev = *s.prev.WithContext(s.prevCtx)
-	}
-	restoreRequest(s.c, s.prev)
-}
-
-// restoreRequest gives c the request to back, with the multipart form the
-// handler parsed on whatever request c has now (keepForm).
-func restoreRequest(c echo.Context, to *http.Request) {
-	keepForm(c.Request(), to)
-	c.SetRequest(to)
-}
-
-// keepForm gives the request a middleware got the multipart form parsed on
-// the copy it handed on: net/http removes the form's temporary files after
-// the handler only if it finds the form on the request it served
-// (otelhttp hands it back the same way).
-func keepForm(from, to *http.Request) {
-	if from != to && from.MultipartForm != nil && to.MultipartForm == nil {
-		to.MultipartForm = from.MultipartForm
-	}
-}
-
 // deadlineMessage is the JSON body of a request answered because of its
-// deadline.
+// deadline. Its text, in a span or a log, is its message.
 type deadlineMessage struct {
 	Message   string `json:"message"`
 	TimeoutMS int64  `json:"timeout_ms"`
 }
 
-// requestTimeout is a request's timeout, and how it was chosen.
-type requestTimeout struct {
-	d         time.Duration
-	source    string
-	clamped   bool
-	headerErr error // a header that could not be used
-}
-
-// timeout picks the request's timeout and says where it came from.
-func (cfg *DeadlineConfig) timeout(c echo.Context, req *http.Request) requestTimeout {
-	t := requestTimeout{d: cfg.Timeout, source: sourceDefault}
-	if rd, ok := cfg.Routes[c.Path()]; ok {
-		t.d, t.source = rd, sourceRoute
-	}
-	limit := cfg.MaxTimeout
-	if limit == 0 {
-		limit = t.d
-	}
-	if cfg.TimeoutFunc != nil {
-		if fd := cfg.TimeoutFunc(c); fd > 0 {
-			t.d, t.source = fd, sourceFunc
-		}
-	}
-	if cfg.MaxTimeout == 0 && t.d < limit {
-		limit = t.d // the header may shorten TimeoutFunc's timeout, not lengthen it
-	}
-	if cfg.TrustHeader {
-		if hd, ok := t.header(req, timeoutheader.Connect); ok {
-			t.d, t.source = hd, sourceHeader
-		}
-	}
-	if t.d > limit {
-		t.d, t.clamped = limit, true
-	}
-	if cfg.TrustEnvoyHeader {
-		if ed, ok := t.header(req, timeoutheader.Envoy); ok && ed < t.d {
-			t.d, t.source = ed, sourceEnvoy
-		}
-	}
-	return t
-}
-
-// header reads a timeout header; a malformed one is remembered, to be
-// recorded.
-func (t *requestTimeout) header(req *http.Request, name string) (time.Duration, bool) {
-	v := req.Header.Get(name)
-	if v == "" {
-		return 0, false
-	}
-	d, err := timeoutheader.Parse(v)
-	if err != nil {
-		t.headerErr = fmt.Errorf("%s: %w", name, err)
-		return 0, false
-	}
-	return d, true
-}
-
-// recordDeadline puts what the middleware knows on the server span when it
-// is worth seeing — the deadline passed (an answer with StatusCode), the
-// client went away, the handler overran, the timeout asked for was
-// clamped, a timeout header was malformed — in one call: the SDK takes a
-// lock per call. A healthy request's span carries nothing of it. All but
-// the clamp and the header are anomalies, which an unsampled request is
-// exported for.
-func recordDeadline(ctx context.Context, timeout time.Duration, t requestTimeout, overrun time.Duration, res deadlineResult) {
-	anomalous := overrun > 0 || res != resultOwn
-	if !anomalous && !t.clamped && t.headerErr == nil {
-		return
-	}
-	rec := recorderOf(ctx)
-	if !rec.recording() {
-		return
-	}
-	var buf [5]attribute.KeyValue
-	attrs := append(buf[:0],
-		attribute.Float64(vocab.AttrDeadlineTimeout, ms(timeout)),
-		attribute.String(vocab.AttrDeadlineSource, t.source),
-	)
-	if t.clamped {
-		attrs = append(attrs, attribute.Bool(vocab.AttrDeadlineClamped, true))
-	}
-	if overrun > 0 {
-		attrs = append(attrs, attribute.Float64(vocab.AttrDeadlineOverrun, ms(overrun)))
-	}
-	switch res {
-	case resultDeadline:
-		attrs = append(attrs, attribute.Bool(vocab.AttrDeadlineExceeded, true))
-	case resultClientClosed:
-		attrs = append(attrs, attribute.Bool(vocab.AttrClientGone, true))
-	}
-	rec.setAttributes(attrs...)
-	if anomalous {
-		rec.anomaly()
-	}
-	if t.headerErr != nil {
-		rec.addEvent(vocab.EventTimeoutHeaderInvalid, time.Now(),
-			attribute.String(vocab.AttrTimeoutHeaderError, t.headerErr.Error()))
-	}
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func (m deadlineMessage) String() string { return m.Message }

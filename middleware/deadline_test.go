@@ -238,13 +238,13 @@ func TestDeadlineAttributesWhenItPasses(t *testing.T) {
 	v.start(t)
 	for _, c := range []struct {
 		path, header, source string
-		timeout              float64
+		timeout              int64
 	}{{"/default", "", "default", 40}, {"/route", "", "route", 60}, {"/default", "20", "header", 20}} {
 		if code, _ := v.do(t, http.MethodGet, c.path, connect(c.header)); code != http.StatusGatewayTimeout {
 			t.Fatalf("%s: status %d", c.path, code)
 		}
 		s := v.rec.Ended()[len(v.rec.Ended())-1]
-		if src := mustAttr(t, s, vocab.AttrDeadlineSource).AsString(); src != c.source || mustAttr(t, s, vocab.AttrDeadlineTimeout).AsFloat64() != c.timeout ||
+		if src := mustAttr(t, s, vocab.AttrDeadlineSource).AsString(); src != c.source || mustAttr(t, s, vocab.AttrDeadlineTimeout).AsInt64() != c.timeout ||
 			!mustAttr(t, s, vocab.AttrDeadlineExceeded).AsBool() {
 			t.Errorf("%s %s: source %q, attributes %v", c.path, c.header, src, s.Attributes())
 		}
@@ -266,7 +266,7 @@ func TestDeadlineRecordsOverrun(t *testing.T) {
 		t.Fatalf("got %d %q", code, body)
 	}
 	s := v.serverSpan(t, "GET /stubborn")
-	if got := mustAttr(t, s, vocab.AttrDeadlineOverrun).AsFloat64(); got < 90 || got > 1000 {
+	if got := mustAttr(t, s, vocab.AttrDeadlineOverrun).AsInt64(); got < 90 || got > 1000 {
 		t.Errorf("overrun = %vms, want about 100ms", got)
 	}
 	if _, ok := attr(s, vocab.AttrDeadlineExceeded); ok {

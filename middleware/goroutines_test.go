@@ -130,7 +130,7 @@ func TestLeakedGoroutineIsReported(t *testing.T) {
 	if got := mustAttr(t, span, "code.line.number").AsInt64(); got != int64(stuckLine+1) {
 		t.Errorf("code.line.number = %d, want %d", got, stuckLine+1)
 	}
-	if got := mustAttr(t, span, vocab.AttrGoroutineEndedAgo).AsFloat64(); got != 2000 {
+	if got := mustAttr(t, span, vocab.AttrGoroutineEndedAgo).AsInt64(); got != 2000 {
 		t.Errorf("%s = %v, want 2000", vocab.AttrGoroutineEndedAgo, got)
 	}
 	if span.Status().Code != codes.Error {

@@ -1,17 +1,9 @@
 package middleware
 
 import (
-	"bytes"
-	_ "embed"
-	"fmt"
-	"html/template"
-	"net/http"
-	"net/url"
-	"strings"
-	"time"
-
 	"github.com/labstack/echo/v4"
 
+	"github.com/telltale-go/telltale/internal/server"
 	"github.com/telltale-go/telltale/transport"
 )
 
@@ -36,51 +28,14 @@ type InspectorConfig struct {
 	TraceURL string
 }
 
-// traceIDPlaceholder is where the trace id goes in InspectorConfig.TraceURL.
-const traceIDPlaceholder = "{trace_id}"
-
 // Inspection is what [Inspector] shows, and its JSON form.
-type Inspection struct {
-	// At is when the inspection was made.
-	At time.Time `json:"at"`
-	// Transports describes each configured transport, in order.
-	Transports []TransportInspection `json:"transports"`
-	// Goroutines is the goroutine monitor's view; nil without a monitor.
-	Goroutines *GoroutineInspection `json:"goroutines,omitempty"`
-
-	traceURL string
-}
-
-// TraceLink returns the link to the trace id in the configured trace UI, or
-// "" when none is configured.
-func (in Inspection) TraceLink(traceID string) string {
-	if in.traceURL == "" || traceID == "" {
-		return ""
-	}
-	return strings.ReplaceAll(in.traceURL, traceIDPlaceholder, traceID)
-}
+type Inspection = server.Inspection
 
 // TransportInspection is one transport's part of an [Inspection].
-type TransportInspection struct {
-	// Index is the transport's position in InspectorConfig.Transports.
-	Index int `json:"index"`
-	// Name is the name given with transport.WithName, if any.
-	Name string `json:"name,omitempty"`
-	// Stats are the transport's counters.
-	Stats transport.Stats `json:"stats"`
-	// OpenBodies are the bodies still open, oldest first.
-	OpenBodies []transport.BodyInfo `json:"open_bodies"`
-	// RecentLeaks are the last leaks, newest first.
-	RecentLeaks []transport.Leak `json:"recent_leaks"`
-}
+type TransportInspection = server.TransportInspection
 
 // GoroutineInspection is the goroutine monitor's part of an [Inspection].
-type GoroutineInspection struct {
-	// LastCheck is when the monitor last looked.
-	LastCheck time.Time `json:"last_check"`
-	// Orphans are the goroutines found still running after their request.
-	Orphans []OrphanedGoroutine `json:"orphans"`
-}
+type GoroutineInspection = server.GoroutineInspection
 
 // Inspector returns a read-only handler that shows what telltale sees now:
 // for each transport its counters, its open bodies (age, call site, upstream
@@ -104,87 +59,9 @@ func Inspector(cfg InspectorConfig) echo.HandlerFunc {
 
 // ToHandler validates the config and returns the [Inspector] handler.
 func (cfg InspectorConfig) ToHandler() (echo.HandlerFunc, error) {
-	if cfg.MaxItems <= 0 {
-		cfg.MaxItems = 100
+	h, err := server.InspectorConfig(cfg).Handler()
+	if err != nil {
+		return nil, wrapErr(err)
 	}
-	if cfg.TraceURL != "" {
-		u, err := url.Parse(strings.ReplaceAll(cfg.TraceURL, traceIDPlaceholder, "0"))
-		if err != nil || !strings.Contains(cfg.TraceURL, traceIDPlaceholder) || (u.Scheme != "http" && u.Scheme != "https") {
-			return nil, fmt.Errorf("middleware: Inspector: TraceURL %q: want an http(s) URL with %s where the trace id goes", cfg.TraceURL, traceIDPlaceholder)
-		}
-	}
-	return func(c echo.Context) error {
-		in := cfg.inspect()
-		if wantsJSON(c.Request()) {
-			return c.JSON(http.StatusOK, in)
-		}
-		var buf bytes.Buffer
-		if err := inspectorPage.Execute(&buf, in); err != nil {
-			return echo.NewHTTPError(http.StatusInternalServerError, "middleware: inspector page").WithInternal(err)
-		}
-		return c.HTMLBlob(http.StatusOK, buf.Bytes())
-	}, nil
+	return echo.WrapHandler(h), nil
 }
-
-func (cfg InspectorConfig) inspect() Inspection {
-	in := Inspection{At: time.Now(), Transports: make([]TransportInspection, 0, len(cfg.Transports)), traceURL: cfg.TraceURL}
-	for i, tr := range cfg.Transports {
-		if tr == nil {
-			continue
-		}
-		open := tr.OpenBodies(cfg.MaxItems)
-		leaks := tr.RecentLeaks()
-		for l, r := 0, len(leaks)-1; l < r; l, r = l+1, r-1 {
-			leaks[l], leaks[r] = leaks[r], leaks[l]
-		}
-		in.Transports = append(in.Transports, TransportInspection{
-			Index:       i,
-			Name:        tr.Name(),
-			Stats:       tr.Stats(),
-			OpenBodies:  capped(open, cfg.MaxItems),
-			RecentLeaks: capped(leaks, cfg.MaxItems),
-		})
-	}
-	if m := cfg.Goroutines; m != nil {
-		orphans := m.Check()
-		in.Goroutines = &GoroutineInspection{LastCheck: m.LastCheck(), Orphans: capped(orphans, cfg.MaxItems)}
-		if in.Goroutines.Orphans == nil {
-			in.Goroutines.Orphans = []OrphanedGoroutine{}
-		}
-	}
-	return in
-}
-
-func capped[T any](s []T, n int) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s[:min(len(s), n)]
-}
-
-func wantsJSON(r *http.Request) bool {
-	if r.URL.Query().Get("format") == "json" {
-		return true
-	}
-	accept := r.Header.Get(echo.HeaderAccept)
-	return strings.Contains(accept, echo.MIMEApplicationJSON) && !strings.Contains(accept, echo.MIMETextHTML)
-}
-
-//go:embed inspector.html
-var inspectorHTML string
-
-var inspectorPage = template.Must(template.New("inspector").Funcs(template.FuncMap{
-	"age": func(d time.Duration) string {
-		if d >= time.Second {
-			return d.Round(time.Millisecond).String()
-		}
-		return d.Round(time.Microsecond).String()
-	},
-	"since": func(t time.Time) string {
-		if t.IsZero() {
-			return "unknown"
-		}
-		return time.Since(t).Round(time.Millisecond).String() + " ago"
-	},
-	"clock": func(t time.Time) string { return t.Format("15:04:05.000") },
-}).Parse(inspectorHTML))

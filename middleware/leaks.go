@@ -1,17 +1,9 @@
 package middleware
 
 import (
-	"errors"
-	"runtime/pprof"
-	"strconv"
-
 	"github.com/labstack/echo/v4"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 
-	"github.com/telltale-go/telltale/internal/anomaly"
-	"github.com/telltale-go/telltale/transport"
-	"github.com/telltale-go/telltale/vocab"
+	"github.com/telltale-go/telltale/internal/server"
 )
 
 // LeaksConfig configures [Leaks].
@@ -52,68 +44,42 @@ func LeaksWithConfig(cfg LeaksConfig) echo.MiddlewareFunc {
 // telltale [transport.Transport] returns for a request made with that context
 // (or one derived from it) is bound to it. When the handler returns, the
 // scope ends: each body still open is a leak, reported by the transport on
-// its client span, its metric and its log, and repaired — closed, freeing
-// its connection — unless the transport is report-only. The middleware puts
-// the leaks on the server span too: the attribute telltale.leaks (set only
-// when not zero) and one telltale.response.body.leaked event per body, with
-// [transport.Leak.Attributes]: the handler's file and line, its stack, the
-// upstream and how long the body was open.
+// its client span — with the whole evidence: the call site, its stack, the
+// upstream, how long the body was open — in its metric and its log, and
+// repaired (closed, freeing its connection) unless the transport is
+// report-only. The server span gets the count (telltale.leaks, set only
+// when not zero) and one telltale.response.body.leaked event per body
+// pointing to it: the reason and the handler's function, file and line.
 //
 // With a goroutine monitor, or with ProfileLabels, the handler's goroutine
 // gets runtime/pprof labels — the route, and the request's id for the
 // monitor or the trace id for profiles — which every goroutine it starts
 // inherits; they are removed when the handler returns. Put Leaks after
 // [Trace], so that it finds the server span.
+//
+// [transport.Scope]: https://pkg.go.dev/github.com/telltale-go/telltale/transport#Scope
+// [transport.Transport]: https://pkg.go.dev/github.com/telltale-go/telltale/transport#Transport
 func (cfg LeaksConfig) ToMiddleware() (echo.MiddlewareFunc, error) {
-	if cfg.Skipper == nil {
-		cfg.Skipper = neverSkip
+	skip := cfg.Skipper
+	if skip == nil {
+		skip = neverSkip
 	}
-	if cfg.Goroutines != nil && cfg.Goroutines.id == "" {
-		return nil, errors.New("middleware: Leaks: Goroutines must come from NewGoroutineMonitor")
+	core, err := server.NewLeaks(server.LeaksConfig{Goroutines: cfg.Goroutines, ProfileLabels: cfg.ProfileLabels})
+	if err != nil {
+		return nil, wrapErr(err)
 	}
-	return skippable(cfg.Skipper, cfg.serve), nil
-}
-
-func (cfg *LeaksConfig) serve(c echo.Context, next echo.HandlerFunc) error {
-	req := c.Request()
-	parent := req.Context()
-	ctx, scope := transport.WithScope(parent)
-
-	if m := cfg.Goroutines; m != nil || cfg.ProfileLabels {
-		route := c.Path()
-		sc := trace.SpanContextFromContext(parent)
-		var buf [8]string // in order: pprof.Labels sorts its keys, at a cost, unless they are
-		args := append(buf[:0], labelRoute, route)
-		if m != nil {
-			id := m.begin(route, sc, anomaly.ServerFrom(parent))
-			defer m.end(id)
-			args = append(args, labelMonitor, m.id, labelRequest, strconv.FormatUint(id, 10))
-		}
-		if cfg.ProfileLabels && sc.IsValid() {
-			args = append(args, labelTraceID, sc.TraceID().String())
-		}
-		labels := pprof.Labels(args...)
-		ctx = pprof.WithLabels(ctx, labels)
-		pprof.SetGoroutineLabels(ctx)
-		// The goroutine goes back to serving the connection: restore
-		// whatever labels it had (none, unless the server set some).
-		defer pprof.SetGoroutineLabels(parent)
-	}
-	defer withContext(c, ctx).undo()
-
-	// Scope.End runs even if the handler panics: the bodies are leaked all
-	// the same, and a recover further out still answers.
-	defer func() {
-		leaks := scope.End()
-		if len(leaks) == 0 {
-			return
-		}
-		rec := recorderOf(parent)
-		rec.anomaly()
-		rec.setAttributes(attribute.Int(vocab.AttrLeaks, len(leaks)))
-		for _, l := range leaks {
-			rec.addEvent(vocab.EventBodyLeaked, l.At, l.Attributes()...)
-		}
-	}()
-	return next(c)
+	return skippable(skip, func(c echo.Context, next echo.HandlerFunc) error {
+		req := c.Request()
+		handOn, run := core.Begin(req, c.Path())
+		c.SetRequest(handOn)
+		// Run even if the handler panics: the bodies are leaked all the
+		// same, and a recover further out still answers. Nothing is
+		// written to the request handed on: goroutines the handler
+		// started may still read it.
+		defer func() {
+			run.End("")
+			restoreRequest(c, req)
+		}()
+		return next(c)
+	}), nil
 }

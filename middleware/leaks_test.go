@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -107,12 +109,31 @@ func TestLeakOnServerSpanWithHandlersLineAndRepaired(t *testing.T) {
 	check("code.file.path", leakFile)
 	check("code.line.number", int64(leakLine+1))
 	check(vocab.AttrLeakReason, string(transport.LeakOutOfScope))
-	check(vocab.AttrLeakRepaired, true)
 	if fn, _ := attrOf(ev, "code.function.name"); !strings.Contains(fn.AsString(), "TestLeakOnServerSpanWithHandlersLineAndRepaired") {
 		t.Errorf("code.function.name = %q", fn.AsString())
 	}
-	if u, _ := attrOf(ev, "url.full"); strings.Contains(u.AsString(), "secret") {
-		t.Errorf("url.full %q leaks a query value", u.AsString())
+	// The server span points to the evidence; the client span holds it,
+	// stack included: one copy of a stack per trace.
+	for _, key := range []string{"code.stacktrace", "url.full", vocab.AttrLeakRepaired} {
+		if _, ok := attrOf(ev, key); ok {
+			t.Errorf("the server span's leak event carries %s: the evidence belongs on the client span", key)
+		}
+	}
+	client := v.waitSpan(t, func(s sdktrace.ReadOnlySpan) bool { return s.SpanKind().String() == "client" }, "the leaked call's client span")
+	var clientEvent []attribute.KeyValue
+	for _, e := range client.Events() {
+		if e.Name == vocab.EventBodyLeaked {
+			clientEvent = e.Attributes
+		}
+	}
+	if st, _ := attrOf(clientEvent, "code.stacktrace"); !strings.Contains(st.AsString(), "TestLeakOnServerSpanWithHandlersLineAndRepaired") {
+		t.Errorf("the client span's leak event has no stack naming the handler: %v", clientEvent)
+	}
+	if rep, _ := attrOf(clientEvent, vocab.AttrLeakRepaired); !rep.AsBool() {
+		t.Errorf("the client span's leak event: repaired = %v, want true", rep.Emit())
+	}
+	if u, _ := attrOf(clientEvent, "url.full"); strings.Contains(u.AsString(), "secret") || u.AsString() == "" {
+		t.Errorf("url.full %q: want it, redacted", u.AsString())
 	}
 	if s.Status().Code == codes.Error {
 		t.Errorf("the request itself succeeded; span status %v", s.Status())

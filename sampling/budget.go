@@ -3,130 +3,206 @@ package sampling
 import (
 	"context"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 
+	"github.com/telltale-go/telltale/internal/anomaly"
 	"github.com/telltale-go/telltale/internal/instrument"
 	"github.com/telltale-go/telltale/internal/version"
 	"github.com/telltale-go/telltale/vocab"
 )
 
-// budget admits at most perSecond anomaly traces a second (a token bucket
-// as deep as a second's worth), and remembers its decisions by trace id, so
-// that every span of a trace gets the decision its first one got: the
-// traces it admitted for the last ten minutes at least (a body leaked and
-// found by the garbage collector comes late), the last few thousand it
-// refused, which an outage turns over in seconds.
+// budget admits anomaly traces within a budget that is fair to rare
+// anomalies, in the manner of a rare sampler. A trace is admitted from the
+// main bucket (perSecond a second, as deep as a second's worth) while it
+// has tokens; when it is empty, a trace with an anomaly not exported in
+// the last second — by its signature: route, kind, call site or upstream —
+// is admitted from a reserve of as many again. So a flood of one anomaly
+// spends the main bucket, and every other anomaly still gets its first
+// trace exported at once, then one a second. The state per signature is
+// bounded and forgets signatures unseen for a while.
 type budget struct {
 	perSecond float64
 	logger    *slog.Logger
 	exported  metric.Int64Counter
 	dropped   metric.Int64Counter
 
-	mu        sync.Mutex
-	tokens    float64
-	last      time.Time
-	admitted  recent
-	denied    recent
-	refused   int         // refused since the last summary
-	summary   *time.Timer // logs the refused count
-	firstDrop time.Time
+	mu      sync.Mutex
+	tokens  float64
+	reserve float64
+	last    time.Time
+	sigs    map[anomaly.Signature]*signatureState
+	summary *time.Timer // logs the refused counts
+	since   time.Time   // the first refusal the next summary covers
+	closed  bool
 }
 
-// recent is a bounded set of trace ids: past its size, the oldest go.
-type recent struct {
-	ids   map[trace.TraceID]struct{}
-	order []trace.TraceID // ring, the oldest at next
-	next  int
-	size  int
+// signatureState is what the budget remembers of one signature.
+type signatureState struct {
+	lastExport time.Time
+	lastSeen   time.Time
+	similar    int64 // refused since the last export: the next export says so
+	refused    int64 // refused since the last summary
 }
 
-func (r *recent) init(size int) {
-	r.size, r.ids = size, make(map[trace.TraceID]struct{}, min(size, 4096))
-}
-
-func (r *recent) has(id trace.TraceID) bool {
-	_, ok := r.ids[id]
-	return ok
-}
-
-func (r *recent) add(id trace.TraceID) {
-	if len(r.order) < r.size {
-		r.order = append(r.order, id)
-	} else {
-		delete(r.ids, r.order[r.next])
-		r.order[r.next] = id
-		r.next = (r.next + 1) % r.size
-	}
-	r.ids[id] = struct{}{}
-}
-
-// rememberAdmitted is how long admitted traces are remembered, in seconds
-// of the budget; refusedTraces how many refused ones.
 const (
-	rememberAdmitted = 600
-	refusedTraces    = 4096
+	// rareAfter is how long after its last export an anomaly counts as
+	// rare again, and is admitted from the reserve.
+	rareAfter = time.Second
+	// maxSignatures bounds the signatures remembered; forgetAfter is how
+	// long one unseen is kept when room is needed.
+	maxSignatures = 4096
+	forgetAfter   = time.Minute
+	// summaryEvery is how often at most refusals are logged;
+	// summaryLines how many signatures one summary names.
+	summaryEvery = 10 * time.Second
+	summaryLines = 20
 )
-
-// summaryEvery is how often at most the refused count is logged.
-const summaryEvery = 10 * time.Second
 
 func (b *budget) init(cfg config) {
 	b.perSecond = float64(cfg.perSecond)
-	b.tokens = b.perSecond
+	b.tokens, b.reserve = b.perSecond, b.perSecond
 	b.logger = cfg.logger
-	b.admitted.init(max(4096, cfg.perSecond*rememberAdmitted))
-	b.denied.init(refusedTraces)
+	b.sigs = make(map[anomaly.Signature]*signatureState)
 	m := cfg.meterProvider.Meter(version.SamplingScope, metric.WithInstrumentationVersion(version.Version))
-	b.exported = instrument.Counter(m, vocab.MetricAnomalyTracesExported, "{trace}", "Traces of unsampled requests exported because telltale found an anomaly in them.")
-	b.dropped = instrument.Counter(m, vocab.MetricAnomalyTracesDropped, "{trace}", "Traces of unsampled requests with an anomaly, not exported: over the budget.")
+	b.exported = instrument.Counter(m, vocab.MetricAnomalyTracesExported, "{trace}", "Traces of unsampled requests exported because telltale found an anomaly in them, by kind of anomaly.")
+	b.dropped = instrument.Counter(m, vocab.MetricAnomalyTracesDropped, "{trace}", "Traces of unsampled requests with an anomaly, not exported: over the budget; by kind of anomaly.")
 }
 
-// admit decides whether the trace id may be exported.
-func (b *budget) admit(id trace.TraceID) bool {
+// unknown is the signature of a replay whose request named none.
+var unknown = []anomaly.Signature{{Kind: "unknown"}}
+
+// admit decides whether a trace with the anomalies sigs is exported, and,
+// if it is, how many traces like it were refused since the last export of
+// one.
+func (b *budget) admit(sigs []anomaly.Signature) (bool, int64) {
+	if len(sigs) == 0 {
+		sigs = unknown
+	}
 	now := time.Now()
 	b.mu.Lock()
-	switch {
-	case b.admitted.has(id):
-		b.mu.Unlock()
-		return true
-	case b.denied.has(id):
-		b.mu.Unlock()
-		return false
-	}
 	if !b.last.IsZero() {
-		b.tokens = min(b.perSecond, b.tokens+now.Sub(b.last).Seconds()*b.perSecond)
+		refill := now.Sub(b.last).Seconds() * b.perSecond
+		b.tokens = min(b.perSecond, b.tokens+refill)
+		b.reserve = min(b.perSecond, b.reserve+refill)
 	}
 	b.last = now
-	ok, count := b.tokens >= 1, b.exported
-	if ok {
+	var buf [8]*signatureState
+	states := buf[:0]
+	rare := false
+	for _, sig := range sigs {
+		st := b.state(sig, now)
+		st.lastSeen = now
+		states = append(states, st)
+		rare = rare || now.Sub(st.lastExport) >= rareAfter
+	}
+	ok := false
+	switch {
+	case b.tokens >= 1:
 		b.tokens--
-		b.admitted.add(id)
+		ok = true
+	case rare && b.reserve >= 1:
+		b.reserve--
+		ok = true
+	}
+	var similar int64
+	if ok {
+		for _, st := range states {
+			similar += st.similar
+			st.similar, st.lastExport = 0, now
+		}
 	} else {
-		b.refused++
-		if b.summary == nil {
-			b.firstDrop = now
+		for _, st := range states {
+			st.similar++
+		}
+		states[0].refused++ // the summary counts each trace once, under its first anomaly
+		if b.summary == nil && !b.closed {
+			b.since = now
 			b.summary = time.AfterFunc(summaryEvery, b.summarize)
 		}
-		b.denied.add(id)
-		count = b.dropped
 	}
 	b.mu.Unlock()
-	count.Add(context.Background(), 1)
-	return ok
+	count := b.exported
+	if !ok {
+		count = b.dropped
+	}
+	count.Add(context.Background(), 1, metric.WithAttributes(attribute.String(vocab.AttrAnomalyKind, string(sigs[0].Kind))))
+	return ok, similar
 }
 
-// summarize logs how many anomaly traces were refused since the first
-// refusal it covers.
+// state returns the state of sig, making room for it if needed. b.mu is
+// held.
+func (b *budget) state(sig anomaly.Signature, now time.Time) *signatureState {
+	if st, ok := b.sigs[sig]; ok {
+		return st
+	}
+	if len(b.sigs) >= maxSignatures {
+		for s, st := range b.sigs {
+			if now.Sub(st.lastSeen) > forgetAfter && st.refused == 0 {
+				delete(b.sigs, s)
+			}
+		}
+	}
+	st := &signatureState{}
+	if len(b.sigs) < maxSignatures {
+		b.sigs[sig] = st
+	}
+	return st
+}
+
+// summarize logs, for each kind of anomaly refused since the last summary,
+// how many traces were refused: they are not in the trace backend.
 func (b *budget) summarize() {
 	b.mu.Lock()
-	n, since := b.refused, time.Since(b.firstDrop)
-	b.refused, b.summary = 0, nil
+	type line struct {
+		sig     anomaly.Signature
+		refused int64
+	}
+	var lines []line
+	for sig, st := range b.sigs {
+		if st.refused > 0 {
+			lines = append(lines, line{sig, st.refused})
+			st.refused = 0
+		}
+	}
+	since := b.since
+	b.summary = nil
 	b.mu.Unlock()
-	b.logger.LogAttrs(context.Background(), slog.LevelWarn,
-		"telltale: anomaly traces over the budget were not exported (the metric "+vocab.MetricAnomalyTracesDropped+" counts them)",
-		slog.Int("refused", n), slog.Duration("over", since.Round(time.Second)), slog.Int("budget_per_second", int(b.perSecond)))
+	if len(lines) == 0 {
+		return
+	}
+	sort.Slice(lines, func(i, j int) bool { return lines[i].refused > lines[j].refused })
+	over := time.Since(since).Round(time.Second)
+	var more, moreRefused int64
+	for i, l := range lines {
+		if i >= summaryLines {
+			more++
+			moreRefused += l.refused
+			continue
+		}
+		b.logger.LogAttrs(context.Background(), slog.LevelWarn,
+			"telltale: anomalous requests over the anomaly budget were not exported: their traces are not in the trace backend",
+			slog.String("anomaly", l.sig.String()), slog.Int64("refused", l.refused), slog.Duration("over", over),
+			slog.Int("budget_per_second", int(b.perSecond)), slog.String("metric", vocab.MetricAnomalyTracesDropped))
+	}
+	if more > 0 {
+		b.logger.LogAttrs(context.Background(), slog.LevelWarn,
+			"telltale: anomalous requests of other kinds over the anomaly budget were not exported either",
+			slog.Int64("kinds", more), slog.Int64("refused", moreRefused), slog.Duration("over", over))
+	}
+}
+
+// close stops the summary's timer and logs what it would have logged.
+func (b *budget) close() {
+	b.mu.Lock()
+	b.closed = true
+	if b.summary != nil {
+		b.summary.Stop()
+	}
+	b.mu.Unlock()
+	b.summarize()
 }

@@ -2,8 +2,6 @@ package sampling
 
 import (
 	"context"
-	"encoding/binary"
-	"math/rand/v2"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -29,7 +27,7 @@ func (g idGenerator) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
 	if g.inner != nil {
 		return g.inner.NewIDs(ctx)
 	}
-	return randomTraceID(), anomaly.RandomSpanID()
+	return anomaly.RandomTraceID(), anomaly.RandomSpanID()
 }
 
 func (g idGenerator) NewSpanID(ctx context.Context, traceID trace.TraceID) trace.SpanID {
@@ -41,12 +39,4 @@ func (g idGenerator) NewSpanID(ctx context.Context, traceID trace.TraceID) trace
 		return g.inner.NewSpanID(ctx, traceID)
 	}
 	return anomaly.RandomSpanID()
-}
-
-func randomTraceID() (id trace.TraceID) {
-	for !id.IsValid() {
-		binary.NativeEndian.PutUint64(id[:8], rand.Uint64())
-		binary.NativeEndian.PutUint64(id[8:], rand.Uint64())
-	}
-	return id
 }

@@ -2,11 +2,13 @@ package sampling_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -40,13 +42,18 @@ type env struct {
 	logs   *syncBuffer
 }
 
-func newEnv(t *testing.T, opts ...sampling.Option) *env {
+// newEnv is a provider built as the README says, sampling nothing at the
+// head, with the sampling options given among the SDK's.
+func newEnv(t *testing.T, opts ...sdktrace.TracerProviderOption) *env {
 	t.Helper()
 	e := &env{rec: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader(), logs: &syncBuffer{}}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(e.reader))
-	opts = append([]sampling.Option{sampling.WithMeterProvider(mp), sampling.WithLogger(slog.New(slog.NewTextHandler(e.logs, nil)))}, opts...)
-	e.tp = sampling.NewTracerProvider(sampling.Sampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0)), opts...),
-		sdktrace.WithSpanProcessor(e.rec))
+	all := append([]sdktrace.TracerProviderOption{
+		sampling.WithMeterProvider(mp),
+		sampling.WithLogger(slog.New(slog.NewTextHandler(e.logs, nil))),
+		sdktrace.WithSpanProcessor(e.rec),
+	}, opts...)
+	e.tp = sampling.NewTracerProvider(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0)), all...)
 	t.Cleanup(func() {
 		_ = e.tp.Shutdown(context.Background())
 		_ = mp.Shutdown(context.Background())
@@ -60,19 +67,31 @@ func (e *env) counter(t *testing.T, name string) int64 {
 	if err := e.reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
+	var n int64
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			if m.Name == name {
-				var n int64
 				for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
 					n += dp.Value
 				}
-				return n
 			}
 		}
 	}
-	return 0
+	return n
 }
+
+// replay replays one root span of a new unsampled request with the
+// anomaly sig, and reports whether it was exported.
+func (e *env) replay(t *testing.T, sig anomaly.Signature) bool {
+	t.Helper()
+	span, outcome := anomaly.Start(e.tp.Tracer("replay"), nil, anomaly.NewDecision(sig), trace.SpanContext{}, dropped(t, e.tp, context.Background()), "server")
+	if span != nil {
+		span.End()
+	}
+	return outcome == anomaly.Recorded
+}
+
+var leak = anomaly.Signature{Route: "GET /api/count", Kind: anomaly.KindLeak, Site: "count.go:12"}
 
 // The head sampler's decisions stand for every ordinary span; a replayed
 // span is exported with the ids, parent and start time it had.
@@ -85,8 +104,9 @@ func TestReplayedSpansKeepTheirIdentity(t *testing.T) {
 	}
 	start := time.Now().Add(-time.Second)
 	tracer := e.tp.Tracer("replay")
+	d := anomaly.NewDecision(leak)
 	for _, sc := range []struct{ parent, self trace.SpanContext }{{trace.SpanContext{}, root}, {root, child}} {
-		span, outcome := anomaly.Start(tracer, sc.parent, sc.self, "replayed", trace.WithTimestamp(start))
+		span, outcome := anomaly.Start(tracer, nil, d, sc.parent, sc.self, "replayed", trace.WithTimestamp(start))
 		if outcome != anomaly.Recorded {
 			t.Fatalf("outcome %v", outcome)
 		}
@@ -110,65 +130,154 @@ func TestReplayedSpansKeepTheirIdentity(t *testing.T) {
 	}
 }
 
-// Past the budget, whole traces are refused — every span of a refused
-// trace, however late it comes — counted, and summed up in one log line.
-func TestBudgetRefusesWholeTraces(t *testing.T) {
+// A request is decided once: every span of a refused request is refused,
+// however late it comes and however many traces were decided meanwhile,
+// and counted once; every span of an admitted one is admitted.
+func TestARequestIsDecidedOnce(t *testing.T) {
 	e := newEnv(t, sampling.WithBudget(2))
 	tracer := e.tp.Tracer("replay")
-	var traces []trace.SpanContext
-	for range 5 {
-		traces = append(traces, dropped(t, e.tp, context.Background()))
+	type request struct {
+		root trace.SpanContext
+		d    *anomaly.Decision
 	}
+	var requests []request
 	exported := 0
-	for _, root := range traces {
-		span, outcome := anomaly.Start(tracer, trace.SpanContext{}, root, "server")
-		if outcome == anomaly.Recorded {
+	for range 4 {
+		r := request{dropped(t, e.tp, context.Background()), anomaly.NewDecision(leak)}
+		requests = append(requests, r)
+		if span, o := anomaly.Start(tracer, nil, r.d, trace.SpanContext{}, r.root, "server"); o == anomaly.Recorded {
 			exported++
 			span.End()
 		}
 	}
+	// 2 from the budget; the third is refused: the anomaly was exported
+	// less than a second ago, so the reserve does not admit it.
 	if exported != 2 {
-		t.Errorf("%d traces exported with a budget of 2", exported)
+		t.Fatalf("%d of 4 requests exported with a budget of 2", exported)
 	}
-	// A late span of each trace gets its trace's decision.
-	for i, root := range traces {
-		child := dropped(t, e.tp, trace.ContextWithSpanContext(context.Background(), root))
-		span, outcome := anomaly.Start(tracer, root, child, "late")
-		if (outcome == anomaly.Recorded) != (i < 2) {
-			t.Errorf("trace %d: late span %v, want the trace's own decision", i, outcome)
+	for range 10_000 { // an outage: many other anomalous traces
+		e.replay(t, leak)
+	}
+	for i, r := range requests {
+		child := dropped(t, e.tp, trace.ContextWithSpanContext(context.Background(), r.root))
+		span, o := anomaly.Start(tracer, nil, r.d, r.root, child, "late")
+		if (o == anomaly.Recorded) != (i < 2) {
+			t.Errorf("request %d: late span %v, want its request's decision", i, o)
 		}
 		if span != nil {
 			span.End()
 		}
 	}
-	if got := e.counter(t, vocab.MetricAnomalyTracesDropped); got != 3 {
-		t.Errorf("%s = %d, want 3", vocab.MetricAnomalyTracesDropped, got)
+	decided := int64(len(requests) + 10_000) // the late spans decide nothing
+	if got, want := e.counter(t, vocab.MetricAnomalyTracesDropped), decided-e.counter(t, vocab.MetricAnomalyTracesExported); got != want {
+		t.Errorf("%s = %d, want %d: each refused request once", vocab.MetricAnomalyTracesDropped, got, want)
+	}
+}
+
+// A flood of one anomaly spends the budget; a rare, different one still
+// has its first trace exported at once, and the next export of the flood
+// says how many like it were refused.
+func TestBudgetIsFairToRareAnomalies(t *testing.T) {
+	e := newEnv(t, sampling.WithBudget(2))
+	flood := 0
+	for range 300 {
+		if e.replay(t, leak) {
+			flood++
+		}
+	}
+	rare := anomaly.Signature{Route: "GET /api/feed", Kind: anomaly.KindServerError, Site: "http_500"}
+	if !e.replay(t, rare) {
+		t.Error("a rare anomaly was refused during a flood of another")
+	}
+	if flood > 4 {
+		t.Errorf("%d of 300 flood traces exported with a budget of 2 a second", flood)
+	}
+	time.Sleep(1100 * time.Millisecond) // the flood's anomaly is rare again, the bucket refilled
+	tracer := e.tp.Tracer("replay")
+	d := anomaly.NewDecision(leak)
+	span, o := anomaly.Start(tracer, nil, d, trace.SpanContext{}, dropped(t, e.tp, context.Background()), "server")
+	if o != anomaly.Recorded {
+		t.Fatalf("the flood's anomaly, a second later: %v", o)
+	}
+	span.End()
+	if got := d.SimilarRefused(); got != int64(300-flood) {
+		t.Errorf("similar refused = %d, want %d", got, 300-flood)
+	}
+}
+
+// Refusals are summed up per kind of anomaly, in one log line each, saying
+// that those traces are not in the trace backend; the provider's Shutdown
+// writes the last summary.
+func TestRefusalsAreSummarisedPerAnomaly(t *testing.T) {
+	e := newEnv(t, sampling.WithBudget(1))
+	other := anomaly.Signature{Route: "GET /api/feed", Kind: anomaly.KindDeadline}
+	for range 50 {
+		e.replay(t, leak)
+		e.replay(t, other)
+	}
+	if err := e.tp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	logs := e.logs.String()
+	if n := strings.Count(logs, "not in the trace backend"); n != 2 {
+		t.Fatalf("%d summary lines, want one per anomaly:\n%s", n, logs)
+	}
+	for _, want := range []string{leak.String(), other.String()} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the summary does not name %q:\n%s", want, logs)
+		}
+	}
+	if !strings.Contains(logs, "refused=49") {
+		t.Errorf("the summary does not count 49 refused of each:\n%s", logs)
 	}
 }
 
 // The budget refills with time.
 func TestBudgetRefills(t *testing.T) {
 	e := newEnv(t, sampling.WithBudget(100))
-	tracer := e.tp.Tracer("replay")
-	admit := func() bool {
-		span, outcome := anomaly.Start(tracer, trace.SpanContext{}, dropped(t, e.tp, context.Background()), "s")
-		if span != nil {
-			span.End()
-		}
-		return outcome == anomaly.Recorded
-	}
 	n := 0
 	for range 200 {
-		if admit() {
+		if e.replay(t, leak) {
 			n++
 		}
 	}
+	// 100 from the bucket, 1 from the reserve (the anomaly is new).
 	if n < 100 || n > 110 {
 		t.Errorf("%d of 200 admitted at once with a budget of 100", n)
 	}
 	time.Sleep(50 * time.Millisecond) // about 5 tokens
-	if !admit() {
+	if !e.replay(t, leak) {
 		t.Error("nothing admitted after the budget refilled")
+	}
+}
+
+// The sampler's options go to NewTracerProvider among the SDK's, as the
+// README's set-up shows; given to another constructor, they say they have
+// no effect.
+func TestOptionsGoToNewTracerProvider(t *testing.T) {
+	tp := sampling.NewTracerProvider(sdktrace.NeverSample(), sampling.WithBudget(50), sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))
+	defer tp.Shutdown(context.Background())
+	tracer := tp.Tracer("replay")
+	admitted := 0
+	for i := range 60 {
+		sig := anomaly.Signature{Kind: anomaly.KindLeak, Site: fmt.Sprint(i % 1)}
+		if span, o := anomaly.Start(tracer, nil, anomaly.NewDecision(sig), trace.SpanContext{}, dropped(t, tp, context.Background()), "s"); o == anomaly.Recorded {
+			admitted++
+			span.End()
+		}
+	}
+	if admitted < 50 || admitted > 52 {
+		t.Errorf("%d of 60 admitted with WithBudget(50)", admitted)
+	}
+
+	logs := &syncBuffer{}
+	defer testkit.SetDefaultLogger(slog.New(slog.NewTextHandler(logs, nil)))()
+	plain := sdktrace.NewTracerProvider(sampling.WithBudget(5))
+	defer plain.Shutdown(context.Background())
+	_, span := plain.Tracer("t").Start(context.Background(), "s")
+	span.End()
+	if !strings.Contains(logs.String(), "sampling.WithBudget") {
+		t.Errorf("an option given to sdktrace.NewTracerProvider did not say it has no effect:\n%s", logs)
 	}
 }
 
@@ -181,7 +290,7 @@ func TestSamplerWithoutIDGenerator(t *testing.T) {
 		sdktrace.WithSampler(sampling.Sampler(sdktrace.NeverSample(), sampling.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))))
 	defer tp.Shutdown(context.Background())
 	for range 3 {
-		if _, outcome := anomaly.Start(tp.Tracer("r"), trace.SpanContext{}, dropped(t, tp, context.Background()), "s"); outcome != anomaly.Refused {
+		if _, outcome := anomaly.Start(tp.Tracer("r"), nil, nil, trace.SpanContext{}, dropped(t, tp, context.Background()), "s"); outcome != anomaly.Refused {
 			t.Errorf("outcome %v, want refused", outcome)
 		}
 	}
@@ -196,11 +305,35 @@ func TestReplayWithoutTelltalesSampler(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(sdktrace.NeverSample()))
 	defer tp.Shutdown(context.Background())
-	if _, outcome := anomaly.Start(tp.Tracer("r"), trace.SpanContext{}, dropped(t, tp, context.Background()), "s"); outcome != anomaly.NoSampler {
+	if _, outcome := anomaly.Start(tp.Tracer("r"), nil, nil, trace.SpanContext{}, dropped(t, tp, context.Background()), "s"); outcome != anomaly.NoSampler {
 		t.Errorf("outcome %v, want NoSampler", outcome)
 	}
 	if len(rec.Ended()) != 0 {
 		t.Error("exported")
+	}
+}
+
+// A replayed span's kind of anomaly labels the sampler's metrics.
+func TestMetricsCountByKind(t *testing.T) {
+	e := newEnv(t, sampling.WithBudget(1))
+	e.replay(t, leak)
+	e.replay(t, leak)
+	var rm metricdata.ResourceMetrics
+	if err := e.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				if v, ok := dp.Attributes.Value(attribute.Key(vocab.AttrAnomalyKind)); ok && v.AsString() == string(anomaly.KindLeak) {
+					found++
+				}
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("%d data points labelled with the kind, want exported and dropped", found)
 	}
 }
 
@@ -227,27 +360,3 @@ func (fixedIDs) NewIDs(context.Context) (trace.TraceID, trace.SpanID) {
 func (fixedIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return trace.SpanID{3} }
 
 type syncBuffer = testkit.SyncBuffer
-
-// A trace admitted before an outage keeps its late spans admitted however
-// many anomalous traces the outage brings after it.
-func TestAdmittedTraceOutlivesAnOutage(t *testing.T) {
-	e := newEnv(t, sampling.WithBudget(10))
-	tracer := e.tp.Tracer("replay")
-	first := dropped(t, e.tp, context.Background())
-	span, o := anomaly.Start(tracer, trace.SpanContext{}, first, "server")
-	if o != anomaly.Recorded {
-		t.Fatal(o)
-	}
-	span.End()
-	for range 5000 { // the outage: refused, over the budget
-		if s, _ := anomaly.Start(tracer, trace.SpanContext{}, dropped(t, e.tp, context.Background()), "server"); s != nil {
-			s.End()
-		}
-	}
-	child := dropped(t, e.tp, trace.ContextWithSpanContext(context.Background(), first))
-	if s, o := anomaly.Start(tracer, first, child, "late leak"); o != anomaly.Recorded {
-		t.Errorf("a late span of an admitted trace, after an outage: %v", o)
-	} else {
-		s.End()
-	}
-}

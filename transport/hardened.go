@@ -65,16 +65,20 @@ func goDefaultTransport() *http.Transport {
 	}
 }
 
-// dialTimings describes a connection dialed for a request.
+// dialTimings describes a connection dialed for a request: when the dial
+// started and ended (zero while it runs), and, once it ended, how long DNS
+// and the TCP connect took.
 type dialTimings struct {
+	start, end   time.Time
 	dns, connect time.Duration
 }
 
 // timedDialer dials like its net.Dialer and, when the dial was started for
 // a request sent through a telltale Transport, tells that request's record
-// how long DNS and the TCP connect took. The connection it returns is the
-// dialer's own *net.TCPConn, unwrapped: its fast paths (ReadFrom, splice)
-// and the type user code may assert on GotConnInfo.Conn are Go's.
+// when it dialed and how long DNS and the TCP connect took. The connection
+// it returns is the dialer's own *net.TCPConn, unwrapped: its fast paths
+// (ReadFrom, splice) and the type user code may assert on
+// GotConnInfo.Conn are Go's.
 type timedDialer struct{ d *net.Dialer }
 
 func (td timedDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -97,6 +101,7 @@ func (td timedDialer) DialContext(ctx context.Context, network, addr string) (ne
 		mu.Unlock()
 	}
 	start := time.Now()
+	rec.dial.Store(&dialTimings{start: start}) // dialing: a slow call may be waiting for it
 	c, err := td.d.DialContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		DNSStart:     func(httptrace.DNSStartInfo) { stamp(&dnsStart, true) },
 		DNSDone:      func(httptrace.DNSDoneInfo) { stamp(&dnsDone, true) },
@@ -105,7 +110,7 @@ func (td timedDialer) DialContext(ctx context.Context, network, addr string) (ne
 	}), network, addr)
 	done := time.Now()
 	mu.Lock()
-	var dt dialTimings
+	dt := dialTimings{start: start, end: done}
 	if !dnsStart.IsZero() && !dnsDone.IsZero() {
 		dt.dns = dnsDone.Sub(dnsStart)
 	}
@@ -119,14 +124,21 @@ func (td timedDialer) DialContext(ctx context.Context, network, addr string) (ne
 	return c, err
 }
 
+// dialingAt reports whether the hardened dialer was dialing a connection
+// for rec at at.
+func (rec *record) dialingAt(at time.Time) bool {
+	d := rec.dial.Load()
+	return d != nil && !d.start.After(at) && (d.end.IsZero() || d.end.After(at))
+}
+
 // appendDial adds the timings of the connection dialed for rec, if any.
 func appendDial(attrs []attribute.KeyValue, rec *record) []attribute.KeyValue {
 	d := rec.dial.Load()
-	if d == nil {
+	if d == nil || d.end.IsZero() {
 		return attrs
 	}
 	if d.dns > 0 {
-		attrs = append(attrs, attribute.Float64(vocab.AttrConnDNS, ms(d.dns)))
+		attrs = append(attrs, attribute.Int64(vocab.AttrConnDNS, d.dns.Milliseconds()))
 	}
-	return append(attrs, attribute.Float64(vocab.AttrConnConnect, ms(d.connect)))
+	return append(attrs, attribute.Int64(vocab.AttrConnConnect, d.connect.Milliseconds()))
 }

@@ -62,10 +62,7 @@ func (t *Transport) reportLeak(rec *record, reason LeakReason) (Leak, bool) {
 		_ = rec.closeUnder()
 		rec.release()
 	}
-	e := ending{how: finishLeaked, at: now, leak: &leak}
-	t.checkTotal(rec, &e)
-	t.endSpan(rec, &e)
-	t.warnings.leaked(leak, t.cfg.name)
+	t.endCall(rec, &ending{how: finishLeaked, at: now, leak: &leak}, true)
 	return leak, true
 }
 
@@ -98,10 +95,10 @@ func (t *Transport) watchAges() {
 }
 
 // Attributes returns the attributes of the vocab.EventBodyLeaked event of
-// leak: its reason, the call site and its stack, the bytes read, the age,
-// the request. The client span of a leaked body carries that event; a
-// server integration can put it on its own span too, as the Echo
-// middleware does.
+// leak on the client span of the leaked body: its reason, the call site and
+// its stack, the bytes read, the age, the request. It is the evidence,
+// once per trace; a server integration points to it from its own span
+// with [Leak.PointerAttributes].
 func (leak Leak) Attributes() []attribute.KeyValue {
 	return []attribute.KeyValue{
 		attribute.String(vocab.AttrLeakReason, string(leak.Reason)),
@@ -111,8 +108,22 @@ func (leak Leak) Attributes() []attribute.KeyValue {
 		semconv.CodeLineNumber(leak.CallSite.Line),
 		semconv.CodeStacktrace(leak.Stack),
 		attribute.Int64(vocab.AttrBodyReadBytes, leak.BytesRead),
-		attribute.Float64(vocab.AttrLeakAge, ms(leak.Age)),
+		attribute.Int64(vocab.AttrLeakAge, leak.Age.Milliseconds()),
 		semconv.HTTPRequestMethodKey.String(leak.Method),
 		semconv.URLFull(leak.URL),
+	}
+}
+
+// PointerAttributes returns the attributes of the vocab.EventBodyLeaked
+// event a server integration puts on the span of the request that leaked
+// the body, as the middleware does: the reason and the call site's
+// function, file and line — a pointer to the client span that carries the
+// whole evidence, stack included.
+func (leak Leak) PointerAttributes() []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.String(vocab.AttrLeakReason, string(leak.Reason)),
+		semconv.CodeFunctionName(leak.CallSite.Function),
+		semconv.CodeFilePath(leak.CallSite.File),
+		semconv.CodeLineNumber(leak.CallSite.Line),
 	}
 }

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -41,6 +42,7 @@ type config struct {
 	skipPackages      []string
 	sites             siteFinder
 	name              string
+	spanNameFormatter func(transportName string, r *http.Request) string
 }
 
 // The defaults, each explained by the option that changes it.
@@ -204,6 +206,20 @@ func WithSlowThreshold(ttfb, total time.Duration) Option {
 	})
 }
 
+// WithSpanNameFormatter names the client spans with f instead of the
+// default — "GET ads" for a Transport named ads ([WithName]), "GET <host>"
+// (the URL's host) otherwise — as otelhttp's WithSpanNameFormatter does:
+// f is given the Transport's name ("" without WithName) and the request,
+// and must keep names few (a route template, not a path or a query
+// value: span names are how Jaeger groups operations). nil is ignored.
+func WithSpanNameFormatter(f func(transportName string, r *http.Request) string) Option {
+	return optionFunc(func(c *config) {
+		if f != nil {
+			c.spanNameFormatter = f
+		}
+	})
+}
+
 // WithDeadlinePropagation sends the time left before the request context's
 // deadline to the upstream, in the Connect protocol's Connect-Timeout-Ms
 // header (whole milliseconds), so that a Connect server, or a server behind
@@ -215,9 +231,11 @@ func WithDeadlinePropagation() Option {
 	return optionFunc(func(c *config) { c.propagateDeadline = true })
 }
 
-// WithName names the Transport — after the upstream or the team it serves,
-// "payments" — in its leak warnings and in the inspector, so that a service
-// with several clients can tell them apart. Empty names are ignored.
+// WithName names the Transport after the upstream it calls — "payments" —
+// so that a service with several clients can tell them apart: its client
+// spans are named "GET payments" and carry peer.service=payments (from
+// which Jaeger draws its dependency graph), and its leak warnings, its
+// anomaly signatures and the inspector name it. Empty names are ignored.
 func WithName(name string) Option {
 	return optionFunc(func(c *config) {
 		if name = strings.TrimSpace(name); name != "" {

@@ -7,7 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/telltale-go/telltale/internal/anomaly"
 )
 
 // A record is the bookkeeping of one outbound request and its response
@@ -27,23 +31,35 @@ type record struct {
 	cancel context.CancelFunc // releases the backstop deadline, if any
 
 	// Written by the request's goroutine before RoundTrip returns.
-	span       trace.Span
-	recording  bool           // the span records: telltale writes the evidence on it
-	replayable bool           // the head sampler dropped it: an anomaly is exported by replaying it
-	forwarded  *http.Request  // the request the base transport was given
-	orig       *http.Response // the base transport's response, into which net/http writes trailers
-	under      io.ReadCloser  // its body
-	status     int
-	errKind    string        // error.type of a failed call
-	headers    time.Time     // when the response headers arrived
-	budget     time.Duration // time left before the deadline at send time
-	hasBudget  bool
-	upgraded   bool // 101 Switching Protocols, or CONNECT: a connection, not a body
-	slowTTFB   bool // the headers came after the slow threshold
+	name      string           // the client span's name
+	otel      otelSpan         // the client span as otelhttp holds it
+	span      trace.Span       // the client span itself
+	recording bool             // the span records: telltale writes the evidence on it
+	replay    trace.Tracer     // the head sampler dropped the span: it is replayed with this tracer
+	request   *anomaly.Request // the inbound request the call was made for, if any
+	forwarded *http.Request    // the request the base transport was given
+	orig      *http.Response   // the base transport's response, into which net/http writes trailers
+	under     io.ReadCloser    // its body
+	status    int
+	err       error         // the call's error, when it got no response
+	errKind   string        // its error.type, when telltale classifies it
+	failedAt  time.Time     // when it failed
+	headers   time.Time     // when the response headers arrived
+	budget    time.Duration // time left before the deadline at send time
+	hasBudget bool
+	upgraded  bool // 101 Switching Protocols, or CONNECT: a connection, not a body
+
+	// What otelhttp recorded on a span the head sampler dropped, kept as it
+	// gave it, for a replay.
+	otelRequest     []attribute.KeyValue
+	otelResponse    []attribute.KeyValue
+	otelCode        codes.Code
+	otelDescription string
 
 	dial atomic.Pointer[dialTimings] // set by the hardened dialer, from the dialing goroutine
 
 	state       atomic.Int32
+	ended       atomic.Bool // the call's span was ended (or handed to its request): once
 	bytesRead   atomic.Int64
 	underClosed atomic.Bool
 	repaired    atomic.Bool
@@ -74,11 +90,18 @@ func (r *record) Value(key any) any {
 }
 
 func recordFrom(ctx context.Context) *record {
+	if r, ok := ctx.(*record); ok {
+		return r
+	}
 	r, _ := ctx.Value(recordKey{}).(*record)
 	return r
 }
 
 func (r *record) isOpen() bool { return r.state.Load() == stateOpen }
+
+// traced reports whether anything records the call: its live span, a
+// replay, or the request it was made for.
+func (r *record) traced() bool { return r.recording || r.replay != nil || r.request != nil }
 
 // release frees the backstop deadline's timer, once the exchange is over.
 func (r *record) release() {
@@ -94,4 +117,16 @@ func (r *record) hostname() string {
 		return ""
 	}
 	return r.req.URL.Hostname()
+}
+
+// upstream names the upstream in anomaly signatures: the transport's
+// name, or the URL's host.
+func (r *record) upstream() string {
+	if n := r.t.cfg.name; n != "" {
+		return n
+	}
+	if r.req.URL == nil {
+		return ""
+	}
+	return r.req.URL.Host
 }

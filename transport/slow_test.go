@@ -30,8 +30,8 @@ func TestSlowUpstream(t *testing.T) {
 		if ev.Name == vocab.EventUpstreamSlow {
 			k, _ := attrOf(ev.Attributes, vocab.AttrSlowKind)
 			kinds = append(kinds, k.AsString())
-			if obs, _ := attrOf(ev.Attributes, vocab.AttrSlowObserved); obs.AsFloat64() < 60 {
-				t.Errorf("%s event: observed %vms, want at least 60", k.AsString(), obs.AsFloat64())
+			if obs, _ := attrOf(ev.Attributes, vocab.AttrSlowObserved); obs.AsInt64() < 60 {
+				t.Errorf("%s event: observed %vms, want at least 60", k.AsString(), obs.Emit())
 			}
 			if ev.Time.Before(s.StartTime()) || ev.Time.After(s.EndTime()) {
 				t.Errorf("%s event at %v, outside the span", k.AsString(), ev.Time)

@@ -2,16 +2,19 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"runtime"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/telltale-go/telltale/internal/anomaly"
 	"github.com/telltale-go/telltale/internal/errkind"
+	"github.com/telltale-go/telltale/internal/spanname"
 )
 
 // A Transport is an http.RoundTripper that traces every outbound request
@@ -29,7 +32,8 @@ type Transport struct {
 	leaks    leakLog
 	warnings warnings
 	sites    siteCache
-	replay   anomaly.Replayer // exports the client spans of unsampled requests that went wrong (see package sampling)
+	names    spanname.Cache
+	replay   *anomaly.Replayer // replays the client spans of unsampled requests (see package sampling)
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -52,17 +56,18 @@ func New(base http.RoundTripper, opts ...Option) *Transport {
 		cfg:     cfg,
 		base:    base,
 		inst:    newInstruments(cfg.meterProvider),
+		replay:  anomaly.NewReplayer(cfg.logger),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
 	t.reg.limit = int64(cfg.maxTracked)
 	t.leaks.limit = recentLeaks
 	t.warnings.init(cfg.logger, cfg.logLimit)
-	t.replay.Init(cfg.tracerProvider, cfg.logger)
 	t.otel = otelhttp.NewTransport(innerTransport{t},
-		otelhttp.WithTracerProvider(cfg.tracerProvider),
+		otelhttp.WithTracerProvider(tracerProvider{tp: cfg.tracerProvider}),
 		otelhttp.WithMeterProvider(cfg.meterProvider),
 		otelhttp.WithPropagators(cfg.propagators),
+		otelhttp.WithSpanNameFormatter(t.spanName),
 	)
 	if cfg.maxAge > 0 {
 		go t.watchAges()
@@ -105,9 +110,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.otel.RoundTrip(&rec.sent)
 	if err != nil {
 		rec.release()
-		if typed, ok := err.(*errkind.Typed); ok {
-			err = typed.Err // the classification was for the span only
-		}
+		// otelhttp ended the span of the failed call (otelSpan.End), but
+		// for a failure of its own.
 		t.callFailed(rec, err)
 		return nil, err
 	}
@@ -124,40 +128,32 @@ func (in innerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if rec == nil { // not sent through Transport.RoundTrip
 		return t.base.RoundTrip(r)
 	}
-	rec.span = trace.SpanFromContext(r.Context())
+	rec.span = rec.otel.Span
+	if rec.span == nil {
+		rec.span = trace.SpanFromContext(r.Context())
+	}
 	if deadline, ok := r.Context().Deadline(); ok {
 		rec.budget, rec.hasBudget = time.Until(deadline), true
-		if t.cfg.propagateDeadline {
-			r = withTimeoutHeader(r, rec.budget)
-		}
 	}
-	// Asked once, now: otelhttp ends the span of a failed call before
-	// telltale looks again, and an ended span is no longer recording.
-	rec.recording = rec.span.IsRecording()
-	// A span the head sampler dropped is replayed if anomalous; not one
-	// that is its parent's (a no-op tracer's), which names no call.
-	sc := rec.span.SpanContext()
-	rec.replayable = t.replay.Enabled() && sc.IsValid() && !sc.IsSampled() &&
-		sc.SpanID() != trace.SpanContextFromContext(rec.Context).SpanID()
-	if rec.recording {
-		t.recordSent(rec)
-	}
-
+	r = withTimeoutHeader(r, rec.budget, rec.hasBudget, t.cfg.propagateDeadline)
+	t.traceCall(rec)
 	rec.forwarded = r
 	resp, err := t.base.RoundTrip(r)
-	rec.headers = time.Now()
+	if err == nil && resp == nil {
+		// What otelhttp would answer, naming the base transport as it
+		// would behind plain otelhttp.
+		err = fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", t.base)
+	} else if err == nil && resp.Body == nil && resp.ContentLength > 0 && r.Method != http.MethodHead {
+		err = fmt.Errorf("http: RoundTripper implementation (%T) returned a *Response with content length %d but a nil Body", t.base, resp.ContentLength)
+	}
 	if err != nil {
-		rec.errKind = errkind.Of(err, r.Context().Err())
-		if rec.errKind != "" {
-			// otelhttp records error.type from the error's ErrorType
-			// method, then ends the span; RoundTrip unwraps it again.
-			return nil, &errkind.Typed{Kind: rec.errKind, Err: err}
+		rec.failedAt, rec.err = time.Now(), err
+		if rec.traced() {
+			rec.errKind = errkind.Of(err, r.Context().Err())
 		}
 		return nil, err
 	}
-	if resp == nil {
-		return nil, nil // otelhttp turns this broken answer into an error
-	}
+	rec.headers = time.Now()
 	rec.orig = resp
 	rec.under = resp.Body
 	rec.status = resp.StatusCode
@@ -168,8 +164,33 @@ func (in innerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		// allocation instead of two.
 		resp.Body = placeholderBody{}
 	}
-	t.checkTTFB(rec)
 	return resp, nil
+}
+
+// traceCall finds out, once the client span exists, who records the call:
+// its live span, a replay (the head sampler dropped it and its provider
+// can replay it), the inbound request it was made for.
+func (t *Transport) traceCall(rec *record) {
+	// Asked once, now: otelhttp ends the span of a failed call before
+	// telltale looks again, and an ended span is no longer recording.
+	rec.recording = rec.span.IsRecording()
+	sc := rec.span.SpanContext()
+	if !sc.IsValid() {
+		return // tracing is off
+	}
+	// A span the head sampler dropped is replayed if anomalous; not one
+	// that is a no-op tracer's, which carries its parent's ids and names
+	// no call.
+	if !sc.IsSampled() && !sc.IsRemote() && sc.SpanID() != trace.SpanContextFromContext(rec.Context).SpanID() {
+		rec.replay = t.replay.Tracer(rec.span.TracerProvider())
+	}
+	if req := anomaly.RequestFrom(rec.Context); req != nil && req.Recording() && req.SpanContext().TraceID() == sc.TraceID() {
+		rec.request = req
+	}
+	if rec.recording {
+		var buf [3]attribute.KeyValue
+		rec.span.SetAttributes(rec.sentAttributes().Append(buf[:0])...)
+	}
 }
 
 // CloseIdleConnections closes the base transport's idle connections.
@@ -199,5 +220,3 @@ func (t *Transport) Close() error {
 	})
 	return nil
 }
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -28,10 +28,18 @@ func (w *warnings) init(logger *slog.Logger, perSecond int) {
 	w.logger, w.perSecond = logger, perSecond
 }
 
-// leaked logs the warning of one leak, unless the limit is reached.
-func (w *warnings) leaked(leak Leak, transportName string) {
+// leaked logs the warning of one leak, unless the limit is reached, saying
+// whether the trace it names is in the trace backend.
+func (w *warnings) leaked(leak Leak, transportName string, inBackend bool) {
 	if !w.allow(time.Now()) {
 		return
+	}
+	why := slog.Attr{}
+	if !inBackend {
+		why = slog.String("why", "the head sampler dropped the request, and its tracer provider does not export anomalies (see sampling.NewTracerProvider)")
+		if leak.TraceID == "" {
+			why = slog.String("why", "the request was not traced")
+		}
 	}
 	w.logger.LogAttrs(context.Background(), slog.LevelWarn, "telltale: response body leaked",
 		slog.String("transport", transportName),
@@ -44,6 +52,8 @@ func (w *warnings) leaked(leak Leak, transportName string) {
 		slog.Bool("repaired", leak.Repaired),
 		slog.String("trace_id", leak.TraceID),
 		slog.String("span_id", leak.SpanID),
+		slog.Bool("in_trace_backend", inBackend),
+		why,
 	)
 }
 

@@ -1,17 +1,22 @@
-// Package anomaly exports the spans of requests that the head sampler
-// dropped and in which telltale then found something wrong: a leaked body,
-// a failed or slow call, a deadline answer, a 5xx, a panic, an orphaned
-// goroutine.
+// Package anomaly is what telltale knows of each inbound request and of
+// each outbound call while it can still turn out anomalous, and how it
+// exports them when it does, whatever the head sampler decided.
 //
-// A dropped span still has real ids: the OpenTelemetry SDK makes them
-// before it asks the sampler, logs and inspector pages show its trace id,
-// and the traceparent sent upstream names it. When telltale finds an
-// anomaly, it starts the span again after the fact — same trace id, same
-// span id, same parent, the start and end times it really had — with a
-// context that marks it as a replay ([Start]). Package sampling's sampler
-// admits such spans within a budget, and its ID generator gives them the
-// ids they ask for; without them, a replay is simply not recorded.
+// A span the head sampler dropped still has real ids: the OpenTelemetry
+// SDK makes them before it asks the sampler, logs and inspector pages show
+// its trace id, and the traceparent sent upstream names it. A [Request]
+// keeps what the server span and every client span of an unsampled request
+// would have carried — compactly, within the SDK's own limits — and, when
+// an anomaly shows up (a leaked body, a failed or slow call, a deadline
+// answer, a 5xx, an orphaned goroutine, a degraded answer), exports the
+// request's whole local tree after the fact: same trace id, same span ids,
+// same parents, the times they really had, marked telltale.replayed. A
+// sampled request's evidence goes to its live spans instead; both paths
+// carry the same names, attributes and events.
 //
-// A [Server] keeps what is needed to replay the server span of an unsampled
-// request until nothing of the request can report an anomaly any more.
+// Whether a replay is exported is decided once per request ([Decision]),
+// by package sampling's sampler, within its budget: every span of the
+// request, however late it comes, gets that decision. Without telltale's
+// sampler and ID generator nothing is replayed ([Replayer] finds out once
+// per tracer provider, without exporting anything).
 package anomaly

@@ -11,10 +11,12 @@ import (
 // A Replay marks the context given to Tracer.Start for a replayed span. The
 // SDK hands that same context to the ID generator and to the sampler.
 type Replay struct {
-	context.Context // carries the parent span context, if any
+	context.Context // carries the parent span context, if any, and the request's baggage
 
-	traceID trace.TraceID
-	spanID  trace.SpanID
+	traceID  trace.TraceID
+	spanID   trace.SpanID
+	decision *Decision // whether the request's spans are exported: decided once
+	probe    bool      // only asks whether the provider can replay
 
 	// Set during Tracer.Start, on the caller's goroutine.
 	idsGiven bool // an ID generator gave the span the ids it asked for
@@ -43,16 +45,17 @@ func (r *Replay) IDs() (trace.TraceID, trace.SpanID) {
 // IDsGiven reports whether an ID generator gave the span its ids.
 func (r *Replay) IDsGiven() bool { return r.idsGiven }
 
+// Probe reports whether the span only asks whether the provider can
+// replay: a sampler drops it without counting it.
+func (r *Replay) Probe() bool { return r.probe }
+
+// Decision is the decision the replayed span shares with every span of its
+// request.
+func (r *Replay) Decision() *Decision { return r.decision }
+
 // Decided records that a telltale sampler decided whether the span is
 // exported.
 func (r *Replay) Decided() { r.seen = true }
-
-// NewSpanContext returns the identity of a span telltale adds to the trace
-// of an unsampled request after the fact (an orphaned goroutine's): a new
-// span id in that trace.
-func NewSpanContext(traceID trace.TraceID) trace.SpanContext {
-	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: RandomSpanID()})
-}
 
 // RandomSpanID returns a valid span id, at random.
 func RandomSpanID() trace.SpanID {
@@ -61,6 +64,16 @@ func RandomSpanID() trace.SpanID {
 		binary.NativeEndian.PutUint64(sid[:], rand.Uint64())
 	}
 	return sid
+}
+
+// RandomTraceID returns a valid trace id, at random.
+func RandomTraceID() trace.TraceID {
+	var id trace.TraceID
+	for !id.IsValid() {
+		binary.NativeEndian.PutUint64(id[:8], rand.Uint64())
+		binary.NativeEndian.PutUint64(id[8:], rand.Uint64())
+	}
+	return id
 }
 
 // Outcome says what became of a replay.
@@ -73,22 +86,29 @@ const (
 	Recorded
 	// Refused: a telltale sampler refused it (over its budget).
 	Refused
-	// NoSampler: no telltale sampler is installed, so the spans of
-	// unsampled requests cannot be exported.
+	// NoSampler: the provider has no telltale sampler (or no telltale ID
+	// generator), so the spans of unsampled requests cannot be exported.
 	NoSampler
 )
 
 // Start starts a span that replays one the head sampler dropped: the span
-// self, child of parent (invalid for a root span), named name. opts must
+// self, child of parent (invalid for a root span), named name, in base (a
+// context for the span processors — the request's, without its
+// cancellation; nil for none), exported or not as d decides. opts must
 // carry the span's kind and start time. The span is returned only when it
-// is recorded; the caller sets its attributes and ends it with its real end
-// time.
-func Start(tracer trace.Tracer, parent, self trace.SpanContext, name string, opts ...trace.SpanStartOption) (trace.Span, Outcome) {
-	ctx := context.Background()
-	if parent.IsValid() {
-		ctx = trace.ContextWithSpanContext(ctx, parent)
+// is recorded; the caller sets its attributes and ends it with its real
+// end time.
+func Start(tracer trace.Tracer, base context.Context, d *Decision, parent, self trace.SpanContext, name string, opts ...trace.SpanStartOption) (trace.Span, Outcome) {
+	if base == nil {
+		base = context.Background()
 	}
-	r := &Replay{Context: ctx, traceID: self.TraceID(), spanID: self.SpanID()}
+	if d == nil {
+		d = new(Decision)
+	}
+	if parent.IsValid() {
+		base = trace.ContextWithSpanContext(base, parent)
+	}
+	r := &Replay{Context: base, traceID: self.TraceID(), spanID: self.SpanID(), decision: d}
 	_, span := tracer.Start(r, name, opts...)
 	switch {
 	case !r.seen:
@@ -99,4 +119,19 @@ func Start(tracer trace.Tracer, parent, self trace.SpanContext, name string, opt
 		return nil, Refused
 	}
 	return span, Recorded
+}
+
+// probeTraceID is the trace id of probe spans: the highest, which ratio
+// samplers (TraceIDRatioBased below 1) never record.
+var probeTraceID = trace.TraceID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// probe reports whether tracer's provider replays: whether its sampler is
+// telltale's and its ID generator gives replayed spans their ids. The
+// probe span is never recorded, nor counted.
+func probe(tracer trace.Tracer) bool {
+	r := &Replay{Context: context.Background(), traceID: probeTraceID, spanID: RandomSpanID(), decision: new(Decision), probe: true}
+	// Not ended, so never exported, whatever a sampler that is not
+	// telltale's decided.
+	_, _ = tracer.Start(r, "telltale.probe")
+	return r.seen && r.idsGiven
 }

@@ -55,3 +55,11 @@ func (s *SyncBuffer) String() string {
 
 // Logger returns a text logger writing to w.
 func Logger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// SetDefaultLogger makes l slog's default logger and returns how to put
+// the previous one back. Tests that use it must not run in parallel.
+func SetDefaultLogger(l *slog.Logger) (restore func()) {
+	prev := slog.Default()
+	slog.SetDefault(l)
+	return func() { slog.SetDefault(prev) }
+}

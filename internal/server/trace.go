@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -192,15 +193,12 @@ func (in *inner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	status, route, err := in.s.Serve(w, r)
-	if route != "" && st.route == "" {
-		st.route = route
-		st.SetRoute(route)
-		if r.Pattern == "" {
-			// The mux matched a copy of r: give otelhttp the route, for
-			// the span's name and the metrics. r is otelhttp's own copy,
-			// which the handler did not get.
-			r.Pattern = route
-		}
+	NoteRoute(r.Context(), route)
+	if st.route != "" && r.Pattern == "" {
+		// The mux matched a copy of r: give otelhttp the route, for the
+		// span's name and the metrics. r is otelhttp's own copy, which
+		// the handler did not get.
+		r.Pattern = st.route
 	}
 	if err != nil && status >= http.StatusInternalServerError {
 		msg := in.t.sentence(err)
@@ -208,6 +206,20 @@ func (in *inner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.AddEvent(semconv.ExceptionEventName, time.Now(),
 			semconv.ExceptionType(fmt.Sprintf("%T", err)), semconv.ExceptionMessage(msg))
 		st.errMsg = msg // set over otelhttp's status when the span ends
+	}
+}
+
+// NoteRoute tells the Trace of the request ctx belongs to the request's
+// route template, learnt by a layer below it — the pattern Go's ServeMux
+// set on the copy of the request it was given — when the Trace does not
+// know it yet. It runs on the request's goroutine, after the handler.
+func NoteRoute(ctx context.Context, route string) {
+	if route == "" {
+		return
+	}
+	if st := stateFrom(ctx); st != nil && st.route == "" {
+		st.route = route
+		st.SetRoute(route)
 	}
 }
 

@@ -14,7 +14,9 @@ import (
 const registryShards = 64
 
 // registry holds every tracked open body of a Transport, in intrusive lists:
-// adding and removing a body allocates nothing.
+// adding and removing a body allocates nothing. Each shard's list is in the
+// order the bodies were handed over, the newest at its head: the oldest
+// bodies are at the tails, where the inspector and the age check start.
 type registry struct {
 	shards  [registryShards]shard
 	over    shard        // bodies past the limit: only Transport.Close walks them
@@ -25,8 +27,9 @@ type registry struct {
 
 type shard struct {
 	mu   sync.Mutex
-	head *record
-	_    [64 - 16]byte // pads the 16 bytes above to 64, a cache line: no false sharing between shards
+	head *record // the newest
+	tail *record // the oldest
+	_    [64 - 24]byte // pads the 24 bytes above to 64, a cache line: no false sharing between shards
 }
 
 // add puts rec in a random shard. It reports false, and counts the body as
@@ -43,6 +46,8 @@ func (g *registry) add(rec *record) bool {
 	rec.next = s.head
 	if s.head != nil {
 		s.head.prev = rec
+	} else {
+		s.tail = rec
 	}
 	s.head = rec
 	s.mu.Unlock()
@@ -68,6 +73,8 @@ func (g *registry) remove(rec *record) {
 	}
 	if rec.next != nil {
 		rec.next.prev = rec.prev
+	} else {
+		s.tail = rec.prev
 	}
 	rec.prev, rec.next = nil, nil
 	rec.shard.Store(nil)
@@ -104,18 +111,28 @@ func (g *registry) all() []*record {
 	return out
 }
 
-// oldest returns at most n tracked records, the oldest first, without
-// sorting them all: what the inspector shows costs what it shows.
+// oldest returns at most n tracked records, the oldest first, at a cost
+// that grows with n, not with the open bodies: it looks at the n oldest of
+// each shard, from its tail. "Oldest" is by when the body was handed over;
+// the records are returned sorted by when their request started.
 func (g *registry) oldest(n int) []*record {
 	h := make(recordHeap, 0, n)
-	g.each(func(r *record) {
-		if len(h) < n {
-			heap.Push(&h, r)
-		} else if n > 0 && r.start.Before(h[0].start) {
-			h[0] = r
-			heap.Fix(&h, 0)
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		k := 0
+		for r := s.tail; r != nil && k < n; r, k = r.prev, k+1 {
+			if len(h) < n {
+				heap.Push(&h, r)
+			} else if r.start.Before(h[0].start) {
+				h[0] = r
+				heap.Fix(&h, 0)
+			} else {
+				break // the rest of the shard is newer still
+			}
 		}
-	})
+		s.mu.Unlock()
+	}
 	slices.SortFunc(h, func(a, b *record) int { return a.start.Compare(b.start) })
 	return h
 }
@@ -135,13 +152,20 @@ func (h *recordHeap) Pop() any {
 	return r
 }
 
-// olderThan returns the records opened before cutoff.
+// olderThan returns the records opened before cutoff, walking each shard
+// from its oldest until it meets a body handed over after cutoff: the age
+// check costs what it finds, not what is open.
 func (g *registry) olderThan(cutoff time.Time) []*record {
 	var old []*record
-	g.each(func(r *record) {
-		if r.start.Before(cutoff) && !r.upgraded && !longLived(r.req) {
-			old = append(old, r)
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		for r := s.tail; r != nil && r.headers.Before(cutoff); r = r.prev {
+			if r.start.Before(cutoff) && !r.upgraded && !longLived(r.req) {
+				old = append(old, r)
+			}
 		}
-	})
+		s.mu.Unlock()
+	}
 	return old
 }

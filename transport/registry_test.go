@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -86,5 +87,67 @@ func TestTrackerUnderParallelLoad(t *testing.T) {
 	}
 	if n := len(e.waitEnded(t, workers*perWorker)); n != workers*perWorker {
 		t.Errorf("%d spans ended, want %d: one per body", n, workers*perWorker)
+	}
+}
+
+// openMany opens n bodies through a memory upstream, in order, and keeps
+// them open; it returns the transport and the URLs in the order opened.
+func openMany(tb testing.TB, n int) (*transport.Transport, []string) {
+	tb.Helper()
+	tr := transport.New(memoryUpstream{make([]byte, 16)}, transport.WithLogger(discardLogger()))
+	tb.Cleanup(func() { _ = tr.Close() })
+	client := tr.Client()
+	var bodies []io.Closer
+	urls := make([]string, n)
+	for i := range n {
+		urls[i] = "http://memory.test/items/" + strconv.Itoa(i)
+		resp, err := client.Get(urls[i])
+		if err != nil {
+			tb.Fatal(err)
+		}
+		bodies = append(bodies, resp.Body)
+	}
+	tb.Cleanup(func() {
+		for _, b := range bodies {
+			_ = b.Close()
+		}
+	})
+	return tr, urls
+}
+
+// OpenBodies(n) lists the n bodies opened first, oldest first, among many
+// open ones.
+func TestOpenBodiesListsTheOldest(t *testing.T) {
+	tr, urls := openMany(t, 5000)
+	got := tr.OpenBodies(10)
+	if len(got) != 10 {
+		t.Fatalf("%d bodies listed, want 10", len(got))
+	}
+	for i, b := range got {
+		if b.URL != urls[i] {
+			t.Errorf("body %d: %s, want %s", i, b.URL, urls[i])
+		}
+	}
+	if all := tr.OpenBodies(0); len(all) != 5000 || all[0].URL != urls[0] || all[4999].URL != urls[4999] {
+		t.Errorf("OpenBodies(0): %d bodies", len(all))
+	}
+}
+
+// The cost of OpenBodies(10) does not grow with the bodies open: compare
+// the rows (it was 22 to 37 ms at 100 000 open bodies when it walked all
+// of them).
+//
+//	go test -run '^$' -bench OpenBodies -benchmem ./transport
+func BenchmarkOpenBodies(b *testing.B) {
+	for _, open := range []int{1000, 100_000} {
+		b.Run("open="+strconv.Itoa(open), func(b *testing.B) {
+			tr, _ := openMany(b, open)
+			b.ResetTimer()
+			for b.Loop() {
+				if len(tr.OpenBodies(10)) != 10 {
+					b.Fatal("not 10")
+				}
+			}
+		})
 	}
 }

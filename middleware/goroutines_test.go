@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -26,6 +27,7 @@ import (
 	"github.com/telltale-go/telltale/internal/goroutines"
 	ttmw "github.com/telltale-go/telltale/middleware"
 	"github.com/telltale-go/telltale/sampling"
+	"github.com/telltale-go/telltale/transport"
 	"github.com/telltale-go/telltale/vocab"
 )
 
@@ -526,24 +528,62 @@ func BenchmarkGoroutineMonitorCheck(b *testing.B) {
 	}
 }
 
-// A monitor remembers an ended request, sampled or not, in little memory:
-// not the request, its headers or its connection, only what it takes to
-// report an orphan of it later (for an unsampled request, to export its
-// span then).
-func TestMonitorHistoryKeepsLittlePerRequest(t *testing.T) {
-	heap := func(history int) uint64 {
-		tp := sampling.NewTracerProvider(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0)))
+// memoryUpstream answers at once, in memory, with a small body.
+type memoryUpstream struct{}
+
+func (memoryUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{}, Body: io.NopCloser(strings.NewReader(`{"items":[]}`)), ContentLength: 12, Request: r}, nil
+}
+
+// A monitor remembers an ended request in little memory — not the request,
+// its headers or its connection — and, for an unsampled one, what it takes
+// to export its trace should an orphan of it be found: the figures
+// DefaultEndedRequestHistory documents hold for a healthy request, for
+// one that made calls, in an outage (every request leaks, the budget
+// refuses them: they keep nothing then), and once a check has passed.
+func TestMonitorHistoryMemory(t *testing.T) {
+	const requests = 3000
+	type regime struct {
+		name  string
+		calls int
+		leak  bool
+		check bool
+		limit float64 // bytes per request
+	}
+	heap := func(r regime, history int) uint64 {
+		tp := sampling.NewTracerProvider(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0)),
+			sampling.WithBudget(1), sampling.WithLogger(slog.New(slog.DiscardHandler)))
 		defer tp.Shutdown(context.Background())
-		mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: tp, History: history})
+		tr := transport.New(memoryUpstream{}, transport.WithTracerProvider(tp), transport.WithLogger(slog.New(slog.DiscardHandler)))
+		defer tr.Close()
+		client := tr.Client()
+		mon := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: tp, History: history, Grace: time.Nanosecond})
 		e := echo.New()
-		e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: tp}))
+		e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: tp, Logger: slog.New(slog.DiscardHandler)}))
 		e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: mon}))
-		e.POST("/x", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
+		e.POST("/x", func(c echo.Context) error {
+			for range r.calls {
+				req, _ := http.NewRequestWithContext(c.Request().Context(), http.MethodGet, "http://upstream.test/items?page=1", nil)
+				resp, err := client.Do(req)
+				if err != nil {
+					return err
+				}
+				if !r.leak {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+			return c.NoContent(http.StatusOK)
+		})
 		big := strings.Repeat("a", 1000)
-		for range 4000 {
+		for range requests {
 			req := httptest.NewRequest(http.MethodPost, "/x", strings.NewReader(strings.Repeat("b", 100)))
 			req.Header.Set("X-Big", big)
 			e.ServeHTTP(httptest.NewRecorder(), req)
+		}
+		if r.check {
+			mon.Check()
 		}
 		runtime.GC()
 		runtime.GC()
@@ -552,10 +592,19 @@ func TestMonitorHistoryKeepsLittlePerRequest(t *testing.T) {
 		runtime.KeepAlive(mon)
 		return ms.HeapAlloc
 	}
-	small, full := heap(32), heap(0)
-	per := (float64(full) - float64(small)) / 4000
-	t.Logf("%.0f bytes per unsampled request", per)
-	if per > 1536 {
-		t.Errorf("the history keeps %.0f bytes per unsampled request with a 1 KiB header, want under 1.5 KiB", per)
+	for _, r := range []regime{
+		{name: "healthy", limit: 1536},
+		{name: "healthy, 3 calls", calls: 3, limit: 1536 + 3*1280},
+		{name: "outage: 3 leaked bodies each, refused", calls: 3, leak: true, limit: 1536},
+		{name: "healthy, 3 calls, after a check", calls: 3, check: true, limit: 384},
+	} {
+		t.Run(r.name, func(t *testing.T) {
+			small, full := heap(r, 32), heap(r, 0)
+			per := (float64(full) - float64(small)) / requests
+			t.Logf("%s: %.0f bytes per unsampled request in the history", r.name, per)
+			if per > r.limit {
+				t.Errorf("the history keeps %.0f bytes per request, want at most %.0f", per, r.limit)
+			}
+		})
 	}
 }

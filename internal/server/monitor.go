@@ -46,10 +46,13 @@ const (
 	DefaultMaxOrphanReports = 100
 
 	// DefaultEndedRequestHistory is how many ended requests a monitor
-	// remembers (route, span, end time; for an unsampled request, what it
-	// takes to export its span later) to describe their orphans: a few
-	// megabytes at most (TestMonitorHistoryKeepsLittlePerRequest bounds a
-	// request at 1.5 KiB).
+	// remembers to describe their orphans: their route, span and end time,
+	// under 400 bytes each, 6 MiB at the default. Until the first check
+	// after its Grace — the one that finds its orphans, if it has any — an
+	// unsampled request also keeps what it takes to export its trace then:
+	// under 1.5 KiB, plus under 1.25 KiB per outbound call it made until it
+	// is exported or refused (an outage keeps no more).
+	// TestMonitorHistoryMemory measures each.
 	DefaultEndedRequestHistory = 16384
 )
 
@@ -431,7 +434,26 @@ func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 		}
 	}
 	m.orphans = orphans
+	m.forgetReplays(now)
 	return slices.Clone(orphans)
+}
+
+// forgetReplays lets go of what the requests ended more than Grace before
+// the check at now keep to be exported: this check found their orphans, if
+// they had any, and a goroutine that was not running now cannot become
+// one of theirs. Their ids and routes stay in the history.
+func (m *GoroutineMonitor) forgetReplays(now time.Time) {
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		for id, info := range s.ended {
+			if info.req != nil && now.Sub(info.ended) >= m.grace {
+				info.req = nil
+				s.ended[id] = info
+			}
+		}
+		s.mu.Unlock()
+	}
 }
 
 // runsApp reports whether the group's stack holds a frame of the

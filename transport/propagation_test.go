@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -59,4 +61,76 @@ func TestDeadlinePropagation(t *testing.T) {
 	if h := <-got; h != "" {
 		t.Errorf("header %q sent without any deadline", h)
 	}
+}
+
+// A Connect-Timeout-Ms already on the request never reaches the upstream
+// longer than the time left: the caller's, or one a reverse proxy copied
+// from the inbound request, is lowered to it — malformed, replaced —
+// whether or not propagation is on; a shorter one is kept.
+func TestForwardedTimeoutHeaderNeverExceedsTheTimeLeft(t *testing.T) {
+	got := make(chan string, 1)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Connect-Timeout-Ms")
+	}))
+	defer upstream.Close()
+	for _, propagate := range []bool{true, false} {
+		var opts []transport.Option
+		if propagate {
+			opts = append(opts, transport.WithDeadlinePropagation())
+		}
+		e := newEnv(t, nil, opts...)
+		for _, c := range []struct {
+			header   string
+			min, max int // what the upstream may see, in ms
+		}{{"60000", 1, 200}, {"abc", 1, 200}, {"50", 50, 50}} {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, upstream.URL, nil)
+			req.Header.Set("Connect-Timeout-Ms", c.header)
+			resp, err := e.client.Do(req)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			drainClose(resp)
+			seen := <-got
+			if ms, err := strconv.Atoi(seen); err != nil || ms < c.min || ms > c.max {
+				t.Errorf("propagation %v, caller's %q: upstream saw %q, want %d..%d", propagate, c.header, seen, c.min, c.max)
+			}
+			if req.Header.Get("Connect-Timeout-Ms") != c.header {
+				t.Error("the caller's request was changed")
+			}
+		}
+	}
+
+	// A gateway: an inbound request asking for a minute, clamped to 200 ms
+	// for the gateway, forwarded by httputil.ReverseProxy, which copies the
+	// inbound headers.
+	e := newEnv(t, nil, transport.WithDeadlinePropagation())
+	proxy := httputil.NewSingleHostReverseProxy(mustParse(t, upstream.URL))
+	proxy.Transport = e.tr
+	gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 200*time.Millisecond) // the gateway's clamp
+		defer cancel()
+		proxy.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	defer gateway.Close()
+	req, _ := http.NewRequest(http.MethodGet, gateway.URL, nil)
+	req.Header.Set("Connect-Timeout-Ms", "60000")
+	resp, err := gateway.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drainClose(resp)
+	if ms, err := strconv.Atoi(<-got); err != nil || ms > 200 {
+		t.Errorf("behind ReverseProxy, the upstream was told %d ms (%v), want at most the gateway's 200", ms, err)
+	}
+}
+
+func mustParse(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

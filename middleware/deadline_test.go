@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,7 +14,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/codes"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/telltale-go/telltale/internal/timeoutheader"
 	ttmw "github.com/telltale-go/telltale/middleware"
@@ -661,4 +665,159 @@ func TestDeadlineSkipperExemptsLongLivedRoutes(t *testing.T) {
 			t.Errorf("%s: deadline %v, want %v", path, got, want)
 		}
 	}
+}
+
+// A deadline that passed before the client went away, with nothing waiting
+// on the context in between — the handler ignores it — is still the
+// deadline: a 504, telltale.deadline.exceeded, and DeadlineExceeded in the
+// handler, as context.WithDeadline would say.
+func TestDeadlineThenClientGoneWithoutLookingIsDeadline(t *testing.T) {
+	v := newEnv(t)
+	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
+	v.e.Use(ttmw.Deadline(50 * time.Millisecond))
+	errs := make(chan error, 1)
+	v.e.GET("/stubborn", func(c echo.Context) error {
+		time.Sleep(250 * time.Millisecond) // ignores its context; the client left at 150 ms
+		err := c.Request().Context().Err()
+		errs <- err
+		return fmt.Errorf("too late: %w", err)
+	})
+	v.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, v.srv.URL+"/stubborn", nil)
+	if resp, err := v.srv.Client().Do(req); err == nil {
+		resp.Body.Close()
+	}
+	if err := <-errs; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("in the handler, ctx.Err() = %v, want DeadlineExceeded", err)
+	}
+	s := v.serverSpan(t, "GET /stubborn")
+	if got := mustAttr(t, s, "http.response.status_code").AsInt64(); got != http.StatusGatewayTimeout {
+		t.Errorf("status %d, want 504", got)
+	}
+	if hit, _ := attr(s, vocab.AttrDeadlineExceeded); !hit.AsBool() {
+		t.Error("not marked telltale.deadline.exceeded")
+	}
+	if _, gone := attr(s, vocab.AttrClientGone); gone {
+		t.Error("marked telltale.client_gone: the deadline came first")
+	}
+}
+
+// A handler that honours its context and returns a moment after the
+// deadline did not overrun it: the 504's span has no overrun; one that
+// keeps working well past the grace did.
+func TestOverrunMeansTheHandlerIgnoredItsDeadline(t *testing.T) {
+	v := newEnv(t)
+	hole := blackHole(t)
+	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp}))
+	v.e.Use(ttmw.Deadline(50 * time.Millisecond))
+	v.e.GET("/prompt", func(c echo.Context) error {
+		resp, err := v.client.Do(mustRequest(t, c, hole.URL))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	})
+	v.e.GET("/stubborn", func(c echo.Context) error {
+		time.Sleep(50*time.Millisecond + ttmw.DefaultOverrunGrace + 100*time.Millisecond)
+		return errors.New("done, far too late")
+	})
+	v.start(t)
+	for path, overran := range map[string]bool{"/prompt": false, "/stubborn": true} {
+		if code, _ := v.do(t, http.MethodGet, path, nil); code != http.StatusGatewayTimeout {
+			t.Fatalf("%s: status %d", path, code)
+		}
+		s := v.serverSpan(t, "GET "+path)
+		o, ok := attr(s, vocab.AttrDeadlineOverrun)
+		if ok != overran || ok && o.AsInt64() <= ttmw.DefaultOverrunGrace.Milliseconds() {
+			t.Errorf("%s: overrun %v (%v), want it %v", path, o.Emit(), ok, overran)
+		}
+	}
+}
+
+// A caller that goes away at the deadline it propagated gave up waiting:
+// an anomaly, exported in its trace though the head sampler dropped it.
+// One that goes away well before canceled on purpose (a hedged request,
+// an errgroup's first error): counted, not exported, no anomaly.
+func TestCallerGaveUpOrCanceled(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	v := newUnsampledEnv(t)
+	v.e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: v.tp, Propagators: v.prop}))
+	v.e.Use(ttmw.DeadlineWithConfig(ttmw.DeadlineConfig{Timeout: 5 * time.Second, TrustHeader: true, MeterProvider: mp}))
+	seen := make(seenIDs, 2)
+	v.e.GET("/wait", func(c echo.Context) error {
+		seen.note(c)
+		<-c.Request().Context().Done()
+		return c.Request().Context().Err()
+	})
+	v.start(t)
+	call := func(header string, after time.Duration) trace.TraceID {
+		ctx, cancel := context.WithTimeout(context.Background(), after)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, v.srv.URL+"/wait", nil)
+		req.Header.Set("Connect-Timeout-Ms", header)
+		if resp, err := v.srv.Client().Do(req); err == nil {
+			resp.Body.Close()
+		}
+		return (<-seen).TraceID()
+	}
+	gaveUp := call("100", 100*time.Millisecond) // its own deadline, propagated
+	server := v.exported(t, gaveUp, 1)[0]
+	if gone, _ := attr(server, vocab.AttrCallerGaveUp); !gone.AsBool() || mustAttr(t, server, vocab.AttrAnomaly).AsBool() != true {
+		t.Errorf("the caller that gave up at its deadline: attributes %v", server.Attributes())
+	}
+
+	canceled := call("2000", 30*time.Millisecond) // well before the deadline it announced
+	time.Sleep(100 * time.Millisecond)
+	for _, s := range v.rec.Ended() {
+		if s.SpanContext().TraceID() == canceled {
+			t.Errorf("a deliberate cancellation was exported: %s %v", s.Name(), s.Attributes())
+		}
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	counted := int64(0)
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == vocab.MetricClientCanceled {
+				for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+					counted += dp.Value
+				}
+			}
+		}
+	}
+	if counted != 1 {
+		t.Errorf("%s = %d, want 1: the deliberate cancellation, not the caller that gave up", vocab.MetricClientCanceled, counted)
+	}
+}
+
+// Nothing writes to a request once the handler has seen it: a goroutine the
+// handler started may read it (an audit log, detached work) while the
+// middleware puts things back, and the race detector says nothing.
+func TestNoWriteToTheRequestAfterTheHandler(t *testing.T) {
+	v := newEnv(t)
+	v.stack(time.Second, nil)
+	done := make(chan struct{})
+	v.e.GET("/audit/:id", func(c echo.Context) error {
+		req := c.Request()
+		go func() {
+			defer close(done)
+			for range 200 {
+				_ = req.URL.Path
+				_ = req.Context().Err()
+				_ = req.Header.Get("User-Agent")
+				_ = req.MultipartForm
+				runtime.Gosched()
+			}
+		}()
+		return c.NoContent(http.StatusOK)
+	})
+	v.start(t)
+	v.do(t, http.MethodGet, "/audit/1", nil)
+	<-done
 }

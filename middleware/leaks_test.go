@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -11,14 +12,21 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/codes"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/telltale-go/telltale/internal/testkit"
 	ttmw "github.com/telltale-go/telltale/middleware"
+	"github.com/telltale-go/telltale/sampling"
 	"github.com/telltale-go/telltale/transport"
 	"github.com/telltale-go/telltale/vocab"
 )
@@ -193,5 +201,78 @@ func TestLeaksRejectsZeroMonitor(t *testing.T) {
 	_, err := ttmw.LeaksConfig{Goroutines: &ttmw.GoroutineMonitor{}}.ToMiddleware()
 	if err == nil || !strings.Contains(err.Error(), "NewGoroutineMonitor") {
 		t.Errorf("ToMiddleware with a zero GoroutineMonitor: err = %v", err)
+	}
+}
+
+// A request the budget refused is refused for good: a body it leaked and
+// the garbage collector finds later is not exported, alone or with its
+// request, nor counted again; and its leak is not logged one by one — the
+// sampler's summary counts it — while an exported one's log line says its
+// trace is in the trace backend.
+func TestRefusedRequestStaysRefused(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	samplerLogs, transportLogs := &testkit.SyncBuffer{}, &testkit.SyncBuffer{}
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	tp := sampling.NewTracerProvider(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0)), sampling.WithBudget(1),
+		sampling.WithLogger(testkit.Logger(samplerLogs)), sampling.WithMeterProvider(mp), sdktrace.WithSpanProcessor(rec))
+	v := newEnvWith(t, rec, tp, transport.WithLogger(testkit.Logger(transportLogs)))
+	v.stack(time.Second, nil)
+	upstream := payloadServer(t)
+	seen := make(seenIDs, 3)
+	v.e.GET("/fail", func(c echo.Context) error {
+		seen.note(c)
+		// Detached, so that the scope leaves the body to the collector.
+		req, _ := http.NewRequestWithContext(context.WithoutCancel(c.Request().Context()), http.MethodGet, upstream.URL, nil)
+		resp, err := v.client.Do(req)
+		if err != nil {
+			return err
+		}
+		_ = resp.StatusCode // dropped unclosed
+		return c.NoContent(http.StatusBadGateway)
+	})
+	v.start(t)
+	var ids []trace.TraceID
+	for range 3 { // the first is admitted, the next two refused
+		v.do(t, http.MethodGet, "/fail", nil)
+		ids = append(ids, (<-seen).TraceID())
+	}
+	dropped := func() int64 {
+		var rm metricdata.ResourceMetrics
+		_ = reader.Collect(context.Background(), &rm)
+		var n int64
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if m.Name == vocab.MetricAnomalyTracesDropped {
+					for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+						n += dp.Value
+					}
+				}
+			}
+		}
+		return n
+	}
+	before := dropped()
+	eventually(t, "the collector to find the three leaked bodies", func() bool {
+		runtime.GC()
+		return v.tr.Stats().Leaked == 3
+	})
+	time.Sleep(50 * time.Millisecond)
+	for _, s := range rec.Ended() {
+		if s.SpanContext().TraceID() != ids[0] {
+			t.Errorf("a span of a refused request was exported: %s", s.Name())
+		}
+	}
+	if after := dropped(); after != before || before != 2 {
+		t.Errorf("%s = %d before the late leaks, %d after: want 2 and 2", vocab.MetricAnomalyTracesDropped, before, after)
+	}
+	_ = tp.Shutdown(context.Background()) // flushes the sampler's summary
+	logged := transportLogs.String()
+	if n := strings.Count(logged, "response body leaked"); n != 1 || !strings.Contains(logged, "trace_id="+ids[0].String()) || !strings.Contains(logged, "in_trace_backend=true") {
+		t.Errorf("transport's leak lines: want one, the exported request's, in the trace backend:\n%s", logged)
+	}
+	if !strings.Contains(samplerLogs.String(), "not in the trace backend") || !strings.Contains(samplerLogs.String(), "refused=2") {
+		t.Errorf("the sampler's summary does not count the 2 refused requests:\n%s", samplerLogs)
 	}
 }

@@ -19,11 +19,17 @@
 // the client span ends with status Error and a leak event naming the call
 // site, a metric counts it, a warning logs it, and the body is closed,
 // freeing its connection, unless [WithReportOnly] is set. Failed calls get
-// an error.type in an on-call engineer's words, slow ones an event
-// ([WithSlowThreshold]). A healthy call's span is otelhttp's, with its URL
-// redacted and the deadline budget it was sent with; the evidence — how the
-// body was read and ended, the timings, the connection — is recorded when
-// something went wrong. The names are in package vocab.
+// an error.type in an on-call engineer's words, slow ones an event stamped
+// when the threshold passed ([WithSlowThreshold]). A client span is named
+// after the upstream it calls — "GET ads" for a Transport named ads
+// ([WithName]), "GET host:port" otherwise. A healthy call's span is
+// otelhttp's, with its URL redacted and the deadline budget it was sent
+// with; the evidence — how the body was read and ended, the timings, the
+// connection — is recorded once, when something went wrong, on the span
+// marked telltale.anomaly. For a request the head sampler dropped, the
+// call is kept with its inbound request and exported with it if the
+// request turns out anomalous (see package sampling). The names are in
+// package vocab.
 //
 // Whatever the caller can observe is what the base transport returned: the
 // same errors (net/http's own values, not wrappers), status, headers, body

@@ -45,6 +45,7 @@ type request struct {
 	status    int    // as otelhttp recorded it
 	panicked  bool
 	aborted   bool
+	err       error  // the handler's error, if the framework has errors
 	errMsg    string // the 5xx's error, or the panic, as a sentence: the span's status description
 
 	// Set from any goroutine of the request.
@@ -157,6 +158,9 @@ func (r *request) end() {
 		r.SetAttributes(semconv.HTTPRoute(routePath(r.route)))
 	}
 	status := r.status
+	if r.err != nil && status >= 500 {
+		r.recordError(r.err)
+	}
 	switch {
 	case r.panicked:
 		r.Anomaly(anomaly.KindPanic, "")

@@ -121,10 +121,11 @@ func (t *Trace) slowThreshold(route string) time.Duration {
 type Serving interface {
 	// Serve runs the rest of the chain with the writer and request
 	// otelhttp made, and returns the status answered when the framework
-	// knows it (0 otherwise: otelhttp's is used), the route template
-	// when it was learnt only now (Go's ServeMux sets it on the request it
-	// was given), and the error the handler returned, if the framework
-	// has errors. An error with a 5xx status is recorded on the span.
+	// knows it (0 otherwise: the status otelhttp saw written is used), the
+	// route template when it was learnt only now (Go's ServeMux sets it on
+	// the request it was given), and the error the handler returned, if
+	// the framework has errors. The error of a 5xx answer is recorded on
+	// the span when it ends.
 	Serve(w http.ResponseWriter, r *http.Request) (status int, route string, err error)
 }
 
@@ -200,13 +201,21 @@ func (in *inner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// the handler did not get.
 		r.Pattern = st.route
 	}
-	if err != nil && status >= http.StatusInternalServerError {
-		msg := in.t.sentence(err)
-		st.SetAttributes(semconv.ErrorTypeKey.String(in.t.errorType(err)))
-		st.AddEvent(semconv.ExceptionEventName, time.Now(),
-			semconv.ExceptionType(fmt.Sprintf("%T", err)), semconv.ExceptionMessage(msg))
-		st.errMsg = msg // set over otelhttp's status when the span ends
+	if status > 0 {
+		st.status = status
 	}
+	st.err = err // recorded when the span ends, if the answer was a 5xx
+}
+
+// recordError records the handler's error of a request answered 5xx: its
+// error.type, an exception event, and its sentence as the span's status
+// description (set over otelhttp's when the span ends).
+func (r *request) recordError(err error) {
+	msg := Sentence(err, r.t.cfg.Errors)
+	r.SetAttributes(semconv.ErrorTypeKey.String(r.t.errorType(err)))
+	r.AddEvent(semconv.ExceptionEventName, time.Now(),
+		semconv.ExceptionType(fmt.Sprintf("%T", err)), semconv.ExceptionMessage(msg))
+	r.errMsg = msg
 }
 
 // NoteRoute tells the Trace of the request ctx belongs to the request's
@@ -246,19 +255,20 @@ func (t *Trace) errorType(err error) string {
 	return fmt.Sprintf("%T", err)
 }
 
-// sentence is an error as a person reads it: a framework's HTTP error as
-// its message and its cause ("request deadline of 1s exceeded: Get
-// \"http://ads/items\": context deadline exceeded"), never a struct
-// dump; the query values of a URL it quotes redacted.
-func (t *Trace) sentence(err error) string {
+// Sentence is an error as a person reads it: a framework's HTTP error
+// (read by decode, which may be nil) as its message and its cause
+// ("request deadline of 1s exceeded: Get \"http://ads/items\": context
+// deadline exceeded"), never a struct dump; the query values of a URL it
+// quotes redacted.
+func Sentence(err error, decode ErrorDecoder) string {
 	msg := err.Error()
-	if t.cfg.Errors != nil {
-		if status, m, cause, ok := t.cfg.Errors(err); ok {
+	if decode != nil {
+		if status, m, cause, ok := decode(err); ok {
 			if m == "" {
 				m = http.StatusText(status)
 			}
 			if cause != nil {
-				m += ": " + t.sentence(cause)
+				m += ": " + Sentence(cause, decode)
 			}
 			msg = m
 		}

@@ -1,0 +1,226 @@
+package echov5_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/labstack/echo/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.uber.org/goleak"
+
+	"github.com/telltale-go/telltale/internal/testkit"
+	ttmw "github.com/telltale-go/telltale/middleware/echov5"
+	"github.com/telltale-go/telltale/sampling"
+	"github.com/telltale-go/telltale/transport"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// Every XConfig is what Echo v5 calls a MiddlewareConfigurator.
+var (
+	_ echo.MiddlewareConfigurator = ttmw.TraceConfig{}
+	_ echo.MiddlewareConfigurator = ttmw.DeadlineConfig{}
+	_ echo.MiddlewareConfigurator = ttmw.LeaksConfig{}
+)
+
+// env is a real Echo v5 server and a real telltale transport, both traced
+// into one span recorder.
+type env struct {
+	rec    *tracetest.SpanRecorder
+	tp     *sdktrace.TracerProvider
+	prop   propagation.TextMapPropagator
+	tr     *transport.Transport
+	client *http.Client
+	e      *echo.Echo
+	srv    *httptest.Server
+}
+
+func newEnv(t *testing.T, opts ...transport.Option) *env {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	return newEnvWith(t, rec, sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)), opts...)
+}
+
+// newUnsampledEnv is newEnv with a tracer provider that samples nothing at
+// the head, and exports the anomalies telltale finds (package sampling).
+func newUnsampledEnv(t *testing.T, opts ...transport.Option) *env {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	tp := sampling.NewTracerProvider(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0)), sdktrace.WithSpanProcessor(rec))
+	return newEnvWith(t, rec, tp, opts...)
+}
+
+func newEnvWith(t *testing.T, rec *tracetest.SpanRecorder, tp *sdktrace.TracerProvider, opts ...transport.Option) *env {
+	t.Helper()
+	v := &env{rec: rec, tp: tp, prop: propagation.TraceContext{}}
+	t.Cleanup(func() { _ = v.tp.Shutdown(context.Background()) })
+	all := append([]transport.Option{
+		transport.WithTracerProvider(v.tp),
+		transport.WithPropagators(v.prop),
+		transport.WithLogger(slog.New(slog.DiscardHandler)),
+	}, opts...)
+	v.tr = transport.New(nil, all...)
+	t.Cleanup(func() { _ = v.tr.Close() })
+	v.client = &http.Client{Transport: v.tr}
+	v.e = echo.New()
+	return v
+}
+
+// start serves the Echo instance on 127.0.0.1; call it after the routes
+// are set.
+func (v *env) start(t *testing.T) {
+	t.Helper()
+	v.srv = httptest.NewServer(v.e)
+	t.Cleanup(v.srv.Close)
+}
+
+// countErrorHandling counts the calls of Echo's error handler, which must
+// run once per error.
+func (v *env) countErrorHandling() *atomic.Int32 {
+	var handled atomic.Int32
+	answer := echo.DefaultHTTPErrorHandler(false)
+	v.e.HTTPErrorHandler = func(c *echo.Context, err error) {
+		handled.Add(1)
+		answer(c, err)
+	}
+	return &handled
+}
+
+// do sends a request to the Echo server with a plain client and returns the
+// status and the body.
+func (v *env) do(t *testing.T, method, path string, header http.Header) (int, string) {
+	t.Helper()
+	resp := v.doResponse(t, method, path, header)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// doResponse is do for a test that looks at the response's headers; its
+// body is closed when the test ends.
+func (v *env) doResponse(t *testing.T, method, path string, header http.Header) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, v.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := v.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// serverSpan waits until a server span named name has ended and returns it.
+func (v *env) serverSpan(t *testing.T, name string) sdktrace.ReadOnlySpan {
+	t.Helper()
+	return v.waitSpan(t, func(s sdktrace.ReadOnlySpan) bool {
+		return s.Name() == name && s.SpanKind().String() == "server"
+	}, "server span "+name)
+}
+
+// waitSpan waits until a span matching match has ended and returns it.
+func (v *env) waitSpan(t *testing.T, match func(sdktrace.ReadOnlySpan) bool, what string) sdktrace.ReadOnlySpan {
+	t.Helper()
+	var found sdktrace.ReadOnlySpan
+	defer func() {
+		if found == nil { // eventually failed: say what did end
+			var names []string
+			for _, s := range v.rec.Ended() {
+				names = append(names, s.Name()+"/"+s.SpanKind().String())
+			}
+			t.Logf("ended spans: %v", names)
+		}
+	}()
+	eventually(t, what+" to end", func() bool {
+		for _, s := range v.rec.Ended() {
+			if match(s) {
+				found = s
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func attr(s sdktrace.ReadOnlySpan, key string) (attribute.Value, bool) {
+	return attrOf(s.Attributes(), key)
+}
+
+func mustAttr(t *testing.T, s sdktrace.ReadOnlySpan, key string) attribute.Value {
+	t.Helper()
+	v, ok := attr(s, key)
+	if !ok {
+		t.Fatalf("span %q has no attribute %s; has %v", s.Name(), key, s.Attributes())
+	}
+	return v
+}
+
+// events returns the events of s named name.
+func events(s sdktrace.ReadOnlySpan, name string) []sdktrace.Event {
+	var evs []sdktrace.Event
+	for _, ev := range s.Events() {
+		if ev.Name == name {
+			evs = append(evs, ev)
+		}
+	}
+	return evs
+}
+
+// blackHole is an upstream that accepts requests and never answers, until
+// the caller gives up.
+func blackHole(t *testing.T) *httptest.Server {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	return srv
+}
+
+// countingUpstream serves size bytes and counts the connections it saw
+// closed.
+func countingUpstream(t *testing.T, size int) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var closed atomic.Int32
+	payload := make([]byte, size)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(payload)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &closed
+}
+
+var (
+	eventually = testkit.Eventually
+	attrOf     = testkit.AttrOf
+)

@@ -261,7 +261,7 @@ func (run *DeadlineRun) record(res Result, overrun, budget time.Duration) {
 	overran := overrun > run.d.cfg.OverrunGrace
 	gaveUp := res.Kind == ClientClosed && run.callerGaveUp()
 	if res.Kind == ClientClosed && !gaveUp {
-		run.d.canceled.Add(context.Background(), 1, metric.WithAttributes(semconv.HTTPRoute(run.route)))
+		run.d.canceled.Add(context.Background(), 1, metric.WithAttributes(semconv.HTTPRoute(routePath(run.route))))
 	}
 	if res.Kind == Own && !overran && !t.clamped && t.headerErr == nil {
 		return

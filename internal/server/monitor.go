@@ -202,7 +202,8 @@ type requestInfo struct {
 type OrphanedGoroutine struct {
 	// Request is the request's id (the telltale.request pprof label).
 	Request string `json:"request"`
-	// Route is the Echo route template of the request.
+	// Route is the route template of the request, as its router gives it
+	// (Echo's "/users/:id", Go's "GET /users/{id}").
 	Route string `json:"route"`
 	// TraceID and SpanID name the request's server span, when traced.
 	TraceID string `json:"trace_id,omitempty"`
@@ -525,7 +526,7 @@ func (m *GoroutineMonitor) report(o OrphanedGoroutine, info requestInfo, now tim
 		attribute.Bool(vocab.AttrAnomaly, true),
 		attribute.Int(vocab.AttrGoroutineCount, o.Count),
 		attribute.String(vocab.AttrGoroutineRequest, o.Request),
-		semconv.HTTPRoute(o.Route),
+		semconv.HTTPRoute(routePath(o.Route)),
 		semconv.CodeFunctionName(o.Blocked.Function),
 		semconv.CodeFilePath(o.Blocked.File),
 		semconv.CodeLineNumber(o.Blocked.Line),

@@ -155,6 +155,12 @@ func (r *request) end() {
 	now := time.Now()
 	r.ended.Store(true)
 	if r.route != "" && !r.routeAttr {
+		// Learnt after the span started: its name and http.route now.
+		name := r.t.names.Name(r.otel.method, routePath(r.route))
+		if r.span.Span.IsRecording() {
+			r.span.Span.SetName(name)
+		}
+		r.name = name
 		r.SetAttributes(semconv.HTTPRoute(routePath(r.route)))
 	}
 	status := r.status

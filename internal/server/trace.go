@@ -166,12 +166,12 @@ type inner struct {
 func (in *inner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := stateFrom(r.Context())
 	if st == nil { // nothing records
-		if _, route, _ := in.s.Serve(w, r); route != "" && r.Pattern == "" {
-			r.Pattern = route // for otelhttp's metrics
-		}
+		_, route, _ := in.s.Serve(w, r)
+		NoteRoute(r.Context(), route)
 		return
 	}
 	st.route, st.routeAttr = r.Pattern, r.Pattern != ""
+	st.otel.method = r.Method
 	st.SetRoute(st.route)
 	if st.Replayable() {
 		st.otel.keep(r, in.t.cfg.ServerName)
@@ -195,16 +195,12 @@ func (in *inner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	status, route, err := in.s.Serve(w, r)
 	NoteRoute(r.Context(), route)
-	if st.route != "" && r.Pattern == "" {
-		// The mux matched a copy of r: give otelhttp the route, for the
-		// span's name and the metrics. r is otelhttp's own copy, which
-		// the handler did not get.
-		r.Pattern = st.route
-	}
 	if status > 0 {
 		st.status = status
 	}
-	st.err = err // recorded when the span ends, if the answer was a 5xx
+	if err != nil {
+		st.err = err // recorded when the span ends, if the answer was a 5xx
+	}
 }
 
 // recordError records the handler's error of a request answered 5xx: its
@@ -219,16 +215,36 @@ func (r *request) recordError(err error) {
 }
 
 // NoteRoute tells the Trace of the request ctx belongs to the request's
-// route template, learnt by a layer below it — the pattern Go's ServeMux
-// set on the copy of the request it was given — when the Trace does not
-// know it yet. It runs on the request's goroutine, after the handler.
+// route template, learnt after the span started — the pattern Go's
+// ServeMux set on the copy of the request it was given, a router's own
+// answer — when it does not know it yet: the span is renamed when it ends
+// and gets http.route, and otelhttp's metrics get http.route through its
+// labeler. Nothing is written to any request. It runs on the request's
+// goroutine, before its span ends.
 func NoteRoute(ctx context.Context, route string) {
 	if route == "" {
 		return
 	}
-	if st := stateFrom(ctx); st != nil && st.route == "" {
+	st := stateFrom(ctx)
+	if st != nil && st.route != "" {
+		return // known from the start, or noted already
+	}
+	if st != nil {
 		st.route = route
 		st.SetRoute(route)
+	}
+	if l, ok := otelhttp.LabelerFromContext(ctx); ok {
+		l.Add(semconv.HTTPRoute(routePath(route)))
+	}
+}
+
+// NoteError gives the Trace of the request ctx belongs to the error of an
+// answer a layer below it wrote — net/http handlers have no errors, so a
+// Deadline answering a 504 says why — unless the handler's own is known.
+// It is recorded if the answer is a 5xx.
+func NoteError(ctx context.Context, err error) {
+	if st := stateFrom(ctx); st != nil && st.err == nil {
+		st.err = err
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/telltale-go/telltale/internal/testkit"
+
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -16,22 +18,10 @@ import (
 	"github.com/telltale-go/telltale/sampling"
 )
 
-// discardExporter is the exporter of the benchmarks' synchronous
-// processor: it measures the instrumentation, not an exporter.
-type discardExporter struct{}
-
-func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discardExporter) Shutdown(context.Context) error                             { return nil }
-
-// discardWriter is a reusable ResponseWriter.
-type discardWriter struct {
-	h      http.Header
-	status int
-}
-
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (w *discardWriter) WriteHeader(code int)        { w.status = code }
+type (
+	discardExporter = testkit.DiscardExporter
+	discardWriter   = testkit.DiscardWriter
+)
 
 // BenchmarkServer compares, in one run, the cost per request of: bare Echo
 // (bare); Echo with one no-op middleware (noop: Echo v4 builds the chain per
@@ -104,13 +94,13 @@ func benchServer(b *testing.B, sampler sdktrace.Sampler) {
 			}
 			req.RemoteAddr = "192.0.2.1:52000"
 			req.Header.Set("User-Agent", "bench")
-			w := &discardWriter{h: make(http.Header)}
+			w := &discardWriter{H: make(http.Header)}
 			b.ReportAllocs()
 			for b.Loop() {
 				v.h.ServeHTTP(w, req)
 			}
-			if w.status != http.StatusOK {
-				b.Fatalf("status %d", w.status)
+			if w.Status != http.StatusOK {
+				b.Fatalf("status %d", w.Status)
 			}
 		})
 	}

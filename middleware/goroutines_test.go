@@ -514,7 +514,7 @@ func BenchmarkGoroutineMonitorCheck(b *testing.B) {
 	for range labelled {
 		wg.Go(func() {
 			req, _ := http.NewRequest(http.MethodGet, "http://api.example/work", nil)
-			e.ServeHTTP(&discardWriter{h: make(http.Header)}, req)
+			e.ServeHTTP(&discardWriter{H: make(http.Header)}, req)
 		})
 	}
 	for range labelled {

@@ -136,26 +136,7 @@ func (v *env) clientSpan(t *testing.T) sdktrace.ReadOnlySpan {
 // waitSpan waits until a span matching match has ended and returns it.
 func (v *env) waitSpan(t *testing.T, match func(sdktrace.ReadOnlySpan) bool, what string) sdktrace.ReadOnlySpan {
 	t.Helper()
-	var found sdktrace.ReadOnlySpan
-	defer func() {
-		if found == nil { // eventually failed: say what did end
-			var names []string
-			for _, s := range v.rec.Ended() {
-				names = append(names, s.Name()+"/"+s.SpanKind().String())
-			}
-			t.Logf("ended spans: %v", names)
-		}
-	}()
-	eventually(t, what+" to end", func() bool {
-		for _, s := range v.rec.Ended() {
-			if match(s) {
-				found = s
-				return true
-			}
-		}
-		return false
-	})
-	return found
+	return testkit.WaitSpan(t, v.rec, what, match)
 }
 
 func attr(s sdktrace.ReadOnlySpan, key string) (attribute.Value, bool) {
@@ -164,27 +145,12 @@ func attr(s sdktrace.ReadOnlySpan, key string) (attribute.Value, bool) {
 
 func mustAttr(t *testing.T, s sdktrace.ReadOnlySpan, key string) attribute.Value {
 	t.Helper()
-	v, ok := attr(s, key)
-	if !ok {
-		t.Fatalf("span %q has no attribute %s; has %v", s.Name(), key, s.Attributes())
-	}
-	return v
+	return testkit.MustAttr(t, s, key)
 }
 
 // blackHole is an upstream that accepts requests and never answers, until
 // the caller gives up.
-func blackHole(t *testing.T) *httptest.Server {
-	t.Helper()
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	t.Cleanup(func() { close(release); srv.Close() })
-	return srv
-}
+func blackHole(t *testing.T) *httptest.Server { return testkit.BlackHole(t) }
 
 // payloadServer is an upstream that answers size bytes.
 func payloadServer(t *testing.T, size int) *httptest.Server {

@@ -17,7 +17,7 @@ import (
 // provider's first span logs a warning saying so.
 type Option struct {
 	sdktrace.TracerProviderOption // only where the option went astray
-	apply                        func(*config)
+	apply                         func(*config)
 }
 
 func option(name string, apply func(*config)) Option {
@@ -100,6 +100,6 @@ func (a *astray) OnStart(context.Context, sdktrace.ReadWriteSpan) {
 		slog.Default().Warn("telltale: sampling." + a.option + " was given to a tracer provider built otherwise than with sampling.NewTracerProvider, and has no effect there; pass it to sampling.NewTracerProvider or sampling.Sampler")
 	})
 }
-func (a *astray) OnEnd(sdktrace.ReadOnlySpan)        {}
+func (a *astray) OnEnd(sdktrace.ReadOnlySpan)      {}
 func (a *astray) Shutdown(context.Context) error   { return nil }
 func (a *astray) ForceFlush(context.Context) error { return nil }

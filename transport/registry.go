@@ -27,8 +27,8 @@ type registry struct {
 
 type shard struct {
 	mu   sync.Mutex
-	head *record // the newest
-	tail *record // the oldest
+	head *record       // the newest
+	tail *record       // the oldest
 	_    [64 - 24]byte // pads the 24 bytes above to 64, a cache line: no false sharing between shards
 }
 

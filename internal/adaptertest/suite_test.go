@@ -790,6 +790,14 @@ func TestReplayedTraceIsTheSampledOne(t *testing.T) {
 				if r, _ := attr(replayed.server, vocab.AttrReplayed); !r.AsBool() {
 					t.Fatal("the unsampled request was not replayed")
 				}
+				// The request came without a traceparent: both server
+				// spans are roots of their traces, as Jaeger needs to draw
+				// them — not children of themselves nor of anything else.
+				for i, r := range runs {
+					if p := r.server.Parent(); p.IsValid() {
+						t.Errorf("run %d: the server span %v of a request without a traceparent has a parent %v", i, r.server.SpanContext().SpanID(), p.SpanID())
+					}
+				}
 				if len(replayed.clients) != len(sampled.clients) {
 					t.Fatalf("%d client spans replayed, %d sampled", len(replayed.clients), len(sampled.clients))
 				}

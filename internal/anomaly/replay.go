@@ -105,9 +105,11 @@ func Start(tracer trace.Tracer, base context.Context, d *Decision, parent, self 
 	if d == nil {
 		d = new(Decision)
 	}
-	if parent.IsValid() {
-		base = trace.ContextWithSpanContext(base, parent)
-	}
+	// base may carry a span of its own — the request's unsampled server
+	// span, when the request's context is the base — so the parent is
+	// always set: to the caller's span, or to none, for a root, which
+	// otherwise would come out a child of itself.
+	base = trace.ContextWithSpanContext(base, parent)
 	r := &Replay{Context: base, traceID: self.TraceID(), spanID: self.SpanID(), decision: d}
 	_, span := tracer.Start(r, name, opts...)
 	switch {

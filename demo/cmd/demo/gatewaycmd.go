@@ -54,7 +54,11 @@ func runGateway(args []string) error {
 	sample := fs.Float64("sample", defaultSample, "head-sampling ratio")
 	budget := fs.Int("anomaly-budget", defaultAnomalyBudget, "guarded: anomaly traces exported per second at most")
 	traceURL := fs.String("trace-url", "", "guarded: trace UI URL with {trace_id}, for the inspector's links")
+	echoMajor := fs.String("echo", gateway.EchoV5, "guarded: the Echo major it runs on, v5 or v4")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkEcho(*echoMajor); err != nil {
 		return err
 	}
 	if err := checkSample(*sample); err != nil {
@@ -101,7 +105,7 @@ func runGateway(args []string) error {
 	}
 	probe := gateway.StartProbe()
 	defer probe.Close()
-	cfg := gateway.Config{Upstreams: upstreams, TracerProvider: tp, Recorder: rec, Flush: flush, Anomalies: tcfg.Anomalies, TraceURL: *traceURL, Probe: probe}
+	cfg := gateway.Config{Upstreams: upstreams, TracerProvider: tp, Recorder: rec, Flush: flush, Anomalies: tcfg.Anomalies, TraceURL: *traceURL, Probe: probe, Echo: *echoMajor}
 
 	var h http.Handler
 	closeApp := func() error { return nil }

@@ -47,6 +47,10 @@ const (
 	jaegerRetry = time.Second
 	// jaegerWorkers is how many lookups run at once.
 	jaegerWorkers = 8
+	// fleetIngest is jaegerIngest behind the fleet: the collector tier
+	// holds a trace for its decision_wait (2s) from its first span before
+	// it forwards it, and each tier batches for 200ms.
+	fleetIngest = 3 * time.Second
 )
 
 // newJaegerClient returns a query client for base with room for the
@@ -57,12 +61,41 @@ func newJaegerClient(base string) *jaeger.Client {
 	return &jaeger.Client{Base: base, HTTP: &http.Client{Transport: tr, Timeout: 5 * time.Second}}
 }
 
+// checkOptions adapt [checkJaeger] to where the traces went.
+type checkOptions struct {
+	// ingest is the wait before the first lookups: [jaegerIngest], or
+	// [fleetIngest] behind the fleet's tail sampling.
+	ingest time.Duration
+	// onTrace, if set, is given every trace looked up and found, whichever
+	// services it holds (the same trace again if it is looked up again).
+	onTrace func(id string, tr jaeger.Trace)
+}
+
+// checkScenario looks up the scenario's traces in Jaeger and, behind the
+// fleet, accounts for what its tail sampling kept.
+func checkScenario(ctx context.Context, jc *jaeger.Client, res *scenarioResult, fleet bool) error {
+	if !fleet {
+		return checkJaeger(ctx, jc, res, checkOptions{ingest: jaegerIngest})
+	}
+	found := map[string]jaeger.Trace{}
+	var mu sync.Mutex
+	err := checkJaeger(ctx, jc, res, checkOptions{ingest: fleetIngest, onTrace: func(id string, tr jaeger.Trace) {
+		mu.Lock()
+		found[id] = tr
+		mu.Unlock()
+	}})
+	if err == nil {
+		res.Fleet = accountFleet(res, found)
+	}
+	return err
+}
+
 // checkJaeger looks up in Jaeger the traces of every request of res, once
 // the gateways have flushed them, and records what it found in each
 // gateway's result. It returns an error only if Jaeger could not be
 // queried at all.
-func checkJaeger(ctx context.Context, jc *jaeger.Client, res *scenarioResult) error {
-	ctx, cancel := context.WithTimeout(ctx, jaegerCheckTime)
+func checkJaeger(ctx context.Context, jc *jaeger.Client, res *scenarioResult, opts checkOptions) error {
+	ctx, cancel := context.WithTimeout(ctx, jaegerCheckTime+opts.ingest)
 	defer cancel()
 
 	type lookup struct {
@@ -108,7 +141,7 @@ func checkJaeger(ctx context.Context, jc *jaeger.Client, res *scenarioResult) er
 			c.Example = l.id
 		}
 	}
-	if !sleep(ctx, jaegerIngest) {
+	if !sleep(ctx, opts.ingest) {
 		return ctx.Err()
 	}
 	service := func(gw int) string { return res.Gateways[gw].Service }
@@ -123,6 +156,9 @@ func checkJaeger(ctx context.Context, jc *jaeger.Client, res *scenarioResult) er
 			wg.Go(func() {
 				for l := range work {
 					tr, err := jc.Trace(ctx, l.id)
+					if err == nil && opts.onTrace != nil {
+						opts.onTrace(l.id, tr)
+					}
 					mu.Lock()
 					switch {
 					case err == nil && holds(tr, service(l.gw)):

@@ -52,7 +52,7 @@ func TestCheckJaegerCountsWhatJaegerHolds(t *testing.T) {
 		{Gateway: modeGuarded, Service: "gateway-guarded", TraceIDs: []string{"a1", "a2", "a3", "h1", "h2"}, Anomalous: 4, AnomalousTraceIDs: []string{"a1", "a2", "a3"}},
 		{Gateway: modeNaive, Service: "gateway-naive", TraceIDs: []string{"n1", "n2", "x1"}, Anomalous: 2, AnomalousTraceIDs: []string{"n2", "x1"}},
 	}}
-	if err := checkJaeger(context.Background(), jc, &res); err != nil {
+	if err := checkJaeger(context.Background(), jc, &res, checkOptions{ingest: jaegerIngest}); err != nil {
 		t.Fatal(err)
 	}
 	g, n := res.Gateways[0].Jaeger, res.Gateways[1].Jaeger
@@ -74,7 +74,7 @@ func TestCheckJaegerFailsWithoutJaeger(t *testing.T) {
 	srv.Close()
 	jc := newJaegerClient(addr)
 	res := scenarioResult{Gateways: []gatewayResult{{Gateway: modeGuarded, Service: "gateway-guarded", TraceIDs: []string{"a1"}}}}
-	if err := checkJaeger(context.Background(), jc, &res); err == nil {
+	if err := checkJaeger(context.Background(), jc, &res, checkOptions{ingest: jaegerIngest}); err == nil {
 		t.Error("no error with nothing listening")
 	}
 }

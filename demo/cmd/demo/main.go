@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,10 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/telltale-go/telltale/demo/internal/gateway"
 	"github.com/telltale-go/telltale/demo/internal/jaeger"
 	"github.com/telltale-go/telltale/demo/internal/load"
 	"github.com/telltale-go/telltale/demo/internal/telemetry"
-	"github.com/telltale-go/telltale/demo/internal/upstream"
 )
 
 func main() {
@@ -55,6 +56,8 @@ type options struct {
 	exit          bool
 	jsonOut       string
 	logDir        string
+	echo          string // the Echo major of the guarded gateway
+	fleet         bool   // send the traces to jaeger.StartFleet's tail-sampling fleet
 }
 
 // defaultSample is the head-sampling ratio production services run with.
@@ -65,6 +68,14 @@ const defaultSample = 0.01
 // a second, every one anomalous in most scenarios), so that the report can
 // account for every anomaly. telltale's own default is 10 a second.
 const defaultAnomalyBudget = 200
+
+// checkEcho checks an Echo major for the guarded gateway.
+func checkEcho(major string) error {
+	if !slices.Contains(gateway.EchoMajors, major) {
+		return fmt.Errorf("demo: -echo %q: want one of %s", major, strings.Join(gateway.EchoMajors, ", "))
+	}
+	return nil
+}
 
 // checkSample checks a head-sampling ratio.
 func checkSample(r float64) error {
@@ -95,9 +106,28 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.otlp, "otlp", "", "OTLP/HTTP endpoint URL to send traces to instead of the built-in Jaeger (default: $OTEL_EXPORTER_OTLP_ENDPOINT, else built-in Jaeger)")
 	fs.BoolVar(&o.exit, "exit", false, "stop everything after the report instead of leaving Jaeger running")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
-	fs.StringVar(&o.logDir, "logs", filepath.Join(os.TempDir(), "telltale-demo"), "directory for the Jaeger and gateway logs")
+	fs.StringVar(&o.logDir, "logs", filepath.Join(os.TempDir(), "telltale-demo"), "directory for the Jaeger, gateway and upstream logs")
+	fs.StringVar(&o.echo, "echo", gateway.EchoV5, "the Echo major the guarded gateway runs on: v5 (telltale's middleware/echov5) or v4 (telltale's middleware)")
+	fs.BoolVar(&o.fleet, "fleet", false,
+		"send the traces to a two-tier Jaeger fleet instead of the all-in-one: every service keeps every trace at the head "+
+			"(-sample 1), and the collector tier's tail sampling keeps every trace a span of which says telltale.anomaly=true, "+
+			"whole, and 10% of the others; the report says, per scenario and service, how many traces were kept of those sent")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if err := checkEcho(o.echo); err != nil {
+		return o, err
+	}
+	if o.fleet {
+		explicit := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+		switch {
+		case explicit["sample"] && o.sample != 1:
+			return o, errors.New("demo: -fleet samples every trace at the head, the collector tier decides: leave -sample out (or set it to 1)")
+		case o.otlp != "":
+			return o, errors.New("demo: -fleet starts its own Jaeger fleet: leave -otlp out")
+		}
+		o.sample = 1
 	}
 	if *names == "all" {
 		o.scenarios = scenarios
@@ -184,7 +214,13 @@ func run(args []string, out io.Writer) (err error) {
 	// Where traces go.
 	endpoint, queryURL := o.otlp, ""
 	var jg *jaeger.Process
+	var fleet *jaeger.Fleet
 	switch {
+	case o.fleet:
+		if fleet, err = startFleet(ctx, o.logDir, out); err != nil {
+			return err
+		}
+		endpoint, queryURL = jaeger.CollectorOTLPHTTP, jaeger.QueryURL
 	case endpoint != "":
 	case os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "":
 		fmt.Fprintln(out, "» traces go to the collector of OTEL_EXPORTER_OTLP_*; no Jaeger started")
@@ -195,22 +231,42 @@ func run(args []string, out io.Writer) (err error) {
 		}
 	}
 	defer func() {
-		if jg != nil {
+		switch {
+		case jg != nil:
 			fmt.Fprintln(out, "» stopping Jaeger")
 			_ = jg.Stop()
+		case fleet != nil:
+			fmt.Fprintln(out, "» stopping the Jaeger fleet")
+			_ = fleet.Stop()
 		}
 	}()
 
-	fmt.Fprintf(out, "» starting %d×3 upstreams and the gateways on 127.0.0.1\n", len(o.gateways))
+	// The upstreams run in this process, each a telltale service with a
+	// tracer provider of its own; their warnings go to one log.
+	upLogPath := filepath.Join(o.logDir, "upstreams.log")
+	upLog, err := os.Create(upLogPath)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer upLog.Close()
+	upTelemetry := telemetry.Config{
+		Endpoint:      endpoint,
+		SampleRatio:   o.sample,
+		AnomalyBudget: o.anomalyBudget,
+		Logger:        slog.New(slog.NewTextHandler(upLog, nil)),
+	}
+
+	fmt.Fprintf(out, "» starting %d×3 upstreams (telltale services: articles, users, ads; log: %s) and the gateways on 127.0.0.1\n", len(o.gateways), upLogPath)
 	var gws []*gatewayProc
 	defer func() {
 		for _, g := range gws {
 			g.stop()
 			g.ups.close()
+			_ = g.ups.shutdown(ctx)
 		}
 	}()
 	for _, mode := range o.gateways {
-		ups, err := startUpstreams(upstream.Config{})
+		ups, err := startUpstreams(ctx, upTelemetry)
 		if err != nil {
 			return err
 		}
@@ -221,6 +277,7 @@ func run(args []string, out io.Writer) (err error) {
 			logFile:       filepath.Join(o.logDir, "gateway-"+mode+".log"),
 			sample:        o.sample,
 			anomalyBudget: o.anomalyBudget,
+			echo:          o.echo,
 		}
 		if queryURL != "" {
 			spec.traceURL = jaeger.TraceURL(queryURL, "{trace_id}")
@@ -228,10 +285,16 @@ func run(args []string, out io.Writer) (err error) {
 		g, err := startGateway(ctx, spec, ups)
 		if err != nil {
 			ups.close()
+			_ = ups.shutdown(ctx)
 			return err
 		}
 		gws = append(gws, g)
-		fmt.Fprintf(out, "  %-9s %s  (upstreams %s, %s, %s)\n", mode, g.url, ups[0].URL(), ups[1].URL(), ups[2].URL())
+		what := ""
+		if mode == modeGuarded {
+			what = " on Echo " + o.echo
+		}
+		u := ups.servers
+		fmt.Fprintf(out, "  %-9s %s%s  (upstreams %s, %s, %s)\n", mode, g.url, what, u[0].URL(), u[1].URL(), u[2].URL())
 	}
 
 	client := load.NewClient()
@@ -254,7 +317,8 @@ func run(args []string, out io.Writer) (err error) {
 			// The traces of the scenario, in Jaeger before it is checked.
 			flushAll(ctx, gws, flushErrs, out)
 			if jc != nil {
-				if err := checkJaeger(ctx, jc, &res); err != nil && ctx.Err() == nil {
+				err := checkScenario(ctx, jc, &res, o.fleet)
+				if err != nil && ctx.Err() == nil {
 					fmt.Fprintf(out, "    Jaeger could not be queried, its check is skipped: %v\n", err)
 				}
 			}
@@ -270,6 +334,9 @@ func run(args []string, out io.Writer) (err error) {
 		for _, g := range res.Gateways {
 			fmt.Fprintf(out, "    %-9s p50 %-8s p99 %-8s max %-8s errors %d/%d%s\n", g.Gateway, ms(g.Summary.P50), ms(g.Summary.P99), ms(g.Summary.Max), g.Summary.Errors, g.Summary.Requests, progressJaeger(g))
 		}
+		if line := progressFleet(res); line != "" {
+			fmt.Fprintf(out, "    %s\n", line)
+		}
 	}
 
 	fmt.Fprintln(out, "» flushing the gateways' traces")
@@ -280,13 +347,13 @@ func run(args []string, out io.Writer) (err error) {
 			flushFailed++
 		}
 	}
-	printReport(out, results, reportInfo{queryURL: queryURL, sample: o.sample, anomalyBudget: o.anomalyBudget})
+	printReport(out, results, reportInfo{queryURL: queryURL, sample: o.sample, anomalyBudget: o.anomalyBudget, echo: o.echo, fleet: o.fleet})
 	if flushFailed > 0 {
 		to := endpoint
 		if to == "" {
 			to = "the collector of OTEL_EXPORTER_OTLP_*"
 		}
-		fmt.Fprintf(out, "\nWARNING: %d of %d gateways could not send their traces to %s (errors above, details in %s/gateway-*.log): the figures above stand, the traces may be missing.\n", flushFailed, len(gws), to, o.logDir)
+		fmt.Fprintf(out, "\nWARNING: %d of %d gateways (or their upstreams) could not send their traces to %s (errors above, details in %s/gateway-*.log and upstreams.log): the figures above stand, the traces may be missing.\n", flushFailed, len(gws), to, o.logDir)
 	}
 	if o.jsonOut != "" {
 		if err := writeJSON(o.jsonOut, results); err != nil {
@@ -297,7 +364,7 @@ func run(args []string, out io.Writer) (err error) {
 		return nil
 	}
 	if queryURL != "" {
-		fmt.Fprintf(out, "\nJaeger keeps running with these traces. Press Ctrl-C to stop everything.\n")
+		fmt.Fprintf(out, "\nJaeger keeps running with these traces (%s). Press Ctrl-C to stop everything.\n", queryURL)
 	} else {
 		fmt.Fprintf(out, "\nThe gateways keep running. Press Ctrl-C to stop everything.\n")
 	}
@@ -306,11 +373,14 @@ func run(args []string, out io.Writer) (err error) {
 	return nil
 }
 
-// flushAll makes every gateway export its ended spans, and keeps the
-// first error of each.
+// flushAll makes every gateway, and its upstreams, export their ended
+// spans, and keeps the first error of each.
 func flushAll(ctx context.Context, gws []*gatewayProc, errs []error, out io.Writer) {
 	for i, g := range gws {
-		if err := g.flush(ctx); err != nil {
+		for _, err := range []error{g.flush(ctx), g.ups.flush(ctx)} {
+			if err == nil {
+				continue
+			}
 			fmt.Fprintln(out, "   ", err)
 			if errs[i] == nil {
 				errs[i] = err
@@ -354,6 +424,36 @@ func startJaeger(ctx context.Context, logDir string, out io.Writer) (*jaeger.Pro
 	}
 	fmt.Fprintf(out, "  healthy after %s; OTLP %s, query %s\n", time.Since(start).Round(10*time.Millisecond), jaeger.OTLPHTTP, jaeger.QueryURL)
 	return p, nil
+}
+
+// startFleet reuses a fleet already healthy on the fleet's addresses
+// (returning nil), or builds Jaeger (once) and starts the two-tier fleet
+// of demo/jaeger: a storage and query tier, behind a collector tier that
+// decides by tail sampling.
+func startFleet(ctx context.Context, logDir string, out io.Writer) (*jaeger.Fleet, error) {
+	if jaeger.FleetHealthy(ctx) {
+		fmt.Fprintf(out, "» a Jaeger fleet already answers on %s and %s: using it\n", jaeger.CollectorHealthURL, jaeger.StorageHealthURL)
+		return nil, nil
+	}
+	dir, err := jaeger.Dir()
+	if err != nil {
+		return nil, fmt.Errorf("%w: run the demo from the telltale repository (make -C demo fleet)", err)
+	}
+	if _, err := os.Stat(jaeger.Binary(dir)); err != nil {
+		fmt.Fprintf(out, "» building Jaeger v2 in %s (first time only: ~4 min, ~2 GB RAM; later builds take seconds)\n", dir)
+		if err := jaeger.Build(ctx, dir, out); err != nil {
+			return nil, err
+		}
+	}
+	fmt.Fprintf(out, "» starting the Jaeger fleet (logs: %s/jaeger-collector.log, jaeger-storage.log)\n", logDir)
+	start := time.Now()
+	f, err := jaeger.StartFleet(ctx, dir, logDir)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "  healthy after %s; services export to the collector tier at %s (tail sampling), query %s\n",
+		time.Since(start).Round(10*time.Millisecond), f.OTLPHTTP, f.QueryURL)
+	return f, nil
 }
 
 func describeLoad(lo loadOptions) string {

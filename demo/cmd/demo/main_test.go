@@ -39,6 +39,13 @@ func TestParseFlagsChecksSamplingAndGateways(t *testing.T) {
 		{[]string{"-one-by-one", "all"}, true},
 		{[]string{"-one-by-one", "huge,trickle"}, true},
 		{[]string{"-one-by-one", "huge,nope"}, false},
+		{[]string{"-echo", "v4"}, true},
+		{[]string{"-echo", "v3"}, false},
+		{[]string{"-fleet"}, true},
+		{[]string{"-fleet", "-sample", "1"}, true},
+		{[]string{"-fleet", "-sample", "0.01"}, false},
+		{[]string{"-fleet", "-otlp", "http://127.0.0.1:4318"}, false},
+		{[]string{"-scenario", "5xx"}, true},
 	} {
 		_, err := parseFlags(tc.args)
 		if (err == nil) != tc.ok {
@@ -49,7 +56,10 @@ func TestParseFlagsChecksSamplingAndGateways(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.sample != defaultSample || o.anomalyBudget != defaultAnomalyBudget || len(o.gateways) != 3 || len(o.oneByOne) != 1 || !o.oneByOne["huge"] {
-		t.Errorf("defaults: sample %g, anomaly budget %d, gateways %v, one by one %v", o.sample, o.anomalyBudget, o.gateways, o.oneByOne)
+	if o.sample != defaultSample || o.anomalyBudget != defaultAnomalyBudget || len(o.gateways) != 3 || len(o.oneByOne) != 1 || !o.oneByOne["huge"] || o.echo != "v5" || o.fleet {
+		t.Errorf("defaults: sample %g, anomaly budget %d, gateways %v, one by one %v, echo %s, fleet %v", o.sample, o.anomalyBudget, o.gateways, o.oneByOne, o.echo, o.fleet)
+	}
+	if o, err := parseFlags([]string{"-fleet"}); err != nil || o.sample != 1 {
+		t.Errorf("-fleet: sample %g (%v), want every trace kept at the head", o.sample, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,23 +16,68 @@ import (
 	"syscall"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/telltale-go/telltale/demo/internal/gateway"
+	"github.com/telltale-go/telltale/demo/internal/telemetry"
 	"github.com/telltale-go/telltale/demo/internal/upstream"
 )
 
-// upstreamSet is the three upstreams one gateway calls. Each gateway has its
-// own, so that the connections one gateway leaks are counted against it
+// upstreamSet is the three upstreams one gateway calls, each a telltale
+// service of its own (service.name articles, users, ads), traced by a
+// provider of its own in the runner's process. Each gateway has its own
+// set, so that the connections one gateway leaks are counted against it
 // alone and do not disturb the others.
-type upstreamSet []*upstream.Server
+type upstreamSet struct {
+	servers []*upstream.Server
+	// telemetry is each server's provider and recorder, in the order they
+	// were made.
+	telemetry []upstreamTelemetry
+}
 
-func startUpstreams(cfg upstream.Config) (upstreamSet, error) {
-	return gateway.StartUpstreams(cfg)
+// upstreamTelemetry is one upstream's tracer provider and the recorder
+// registered on it.
+type upstreamTelemetry struct {
+	service   string
+	tp        *sdktrace.TracerProvider
+	rec       *telemetry.Recorder
+	anomalies *telemetry.AnomalyCounter // nil without a sampling budget
+}
+
+// startUpstreams starts the three upstreams of one gateway, each traced by
+// a provider built from tcfg under its own service name.
+func startUpstreams(ctx context.Context, tcfg telemetry.Config) (*upstreamSet, error) {
+	set := &upstreamSet{}
+	cfg := upstream.Config{Logger: tcfg.Logger, TracerProvider: func(service string) (trace.TracerProvider, error) {
+		c := tcfg
+		c.Service = service
+		if c.AnomalyBudget > 0 {
+			c.Anomalies = telemetry.NewAnomalyCounter()
+		}
+		tp, rec, err := telemetry.NewProvider(ctx, c)
+		if err != nil {
+			if c.Anomalies != nil {
+				_ = c.Anomalies.Shutdown(ctx)
+			}
+			return nil, err
+		}
+		set.telemetry = append(set.telemetry, upstreamTelemetry{service, tp, rec, c.Anomalies})
+		return tp, nil
+	}}
+	servers, err := gateway.StartUpstreams(cfg)
+	if err != nil {
+		_ = set.shutdown(ctx)
+		return nil, err
+	}
+	set.servers = servers
+	return set, nil
 }
 
 // setFaults switches the named upstreams to their fault, every other one to
 // healthy.
-func (set upstreamSet) setFaults(faults map[string]upstream.Fault) error {
-	for _, s := range set {
+func (set *upstreamSet) setFaults(faults map[string]upstream.Fault) error {
+	for _, s := range set.servers {
 		f, ok := faults[s.Name()]
 		if !ok {
 			f = upstream.Healthy
@@ -43,18 +89,73 @@ func (set upstreamSet) setFaults(faults map[string]upstream.Fault) error {
 	return nil
 }
 
-func (set upstreamSet) openConns() int64 {
+func (set *upstreamSet) openConns() int64 {
 	var n int64
-	for _, s := range set {
+	for _, s := range set.servers {
 		n += s.OpenConns()
 	}
 	return n
 }
 
-func (set upstreamSet) close() {
-	for _, s := range set {
+// close stops the servers; their providers are shut down by shutdown.
+func (set *upstreamSet) close() {
+	for _, s := range set.servers {
 		_ = s.Close()
 	}
+}
+
+// flush makes the upstreams' providers export every ended span now.
+func (set *upstreamSet) flush(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var errs []error
+	for _, t := range set.telemetry {
+		if err := t.tp.ForceFlush(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("demo: flush upstream %s: %w", t.service, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// shutdown flushes and stops the upstreams' providers.
+func (set *upstreamSet) shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var errs []error
+	for _, t := range set.telemetry {
+		errs = append(errs, t.tp.Shutdown(ctx))
+		if t.anomalies != nil {
+			errs = append(errs, t.anomalies.Shutdown(ctx))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// snapshots returns what each upstream's recorder counted of its server
+// spans, by service, and, with traces, the spans each ended since the
+// previous call with traces, by trace.
+func (set *upstreamSet) snapshots(traces bool) map[string]upstreamSnapshot {
+	out := make(map[string]upstreamSnapshot, len(set.telemetry))
+	for _, t := range set.telemetry {
+		snap := upstreamSnapshot{servers: t.rec.Snapshot(0, 0).Servers}
+		if t.anomalies != nil {
+			if n, err := t.anomalies.Counts(context.Background()); err == nil {
+				snap.anomalies = &n
+			}
+		}
+		if traces {
+			snap.traces = t.rec.DrainTraces()
+		}
+		out[t.service] = snap
+	}
+	return out
+}
+
+// upstreamSnapshot is what one upstream's recorder held at a moment.
+type upstreamSnapshot struct {
+	servers   telemetry.ServerCounts
+	anomalies *telemetry.AnomalyCounts // its sampler's totals, with a budget
+	traces    map[string]telemetry.TraceSpans
 }
 
 // statsTimeout bounds a call to a gateway's stats or flush endpoint: a
@@ -67,7 +168,7 @@ type gatewayProc struct {
 	mode    string
 	service string
 	url     string
-	ups     upstreamSet
+	ups     *upstreamSet
 	cmd     *exec.Cmd
 	stdin   io.Closer
 	done    chan struct{}
@@ -87,17 +188,18 @@ type gatewaySpec struct {
 	sample        float64 // head-sampling ratio
 	anomalyBudget int     // guarded: anomaly traces a second
 	traceURL      string  // guarded: trace UI URL with {trace_id}, for the inspector
+	echo          string  // guarded: the Echo major it runs on
 }
 
 // startGateway runs this same executable as a gateway and waits until it
 // serves.
-func startGateway(ctx context.Context, spec gatewaySpec, ups upstreamSet) (*gatewayProc, error) {
+func startGateway(ctx context.Context, spec gatewaySpec, ups *upstreamSet) (*gatewayProc, error) {
 	mode, logFile := spec.mode, spec.logFile
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	upstreams, err := json.Marshal(gateway.Describe(ups))
+	upstreams, err := json.Marshal(gateway.Describe(ups.servers))
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
@@ -109,7 +211,7 @@ func startGateway(ctx context.Context, spec gatewaySpec, ups upstreamSet) (*gate
 	args := []string{gatewayCommand, "-mode", mode, "-service", spec.service, "-otlp", spec.otlp, "-upstreams", string(upstreams),
 		"-sample", strconv.FormatFloat(spec.sample, 'g', -1, 64)}
 	if mode == modeGuarded {
-		args = append(args, "-anomaly-budget", strconv.Itoa(spec.anomalyBudget), "-trace-url", spec.traceURL)
+		args = append(args, "-anomaly-budget", strconv.Itoa(spec.anomalyBudget), "-trace-url", spec.traceURL, "-echo", spec.echo)
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = log
@@ -158,11 +260,15 @@ func startGateway(ctx context.Context, spec gatewaySpec, ups upstreamSet) (*gate
 }
 
 // stats fetches the gateway's [gateway.Stats], findings newer than the last
-// call's included.
-func (g *gatewayProc) stats(ctx context.Context, gc bool) (gateway.Stats, error) {
+// call's included; with traces, the spans it ended since the previous call
+// with traces, by trace.
+func (g *gatewayProc) stats(ctx context.Context, gc, traces bool) (gateway.Stats, error) {
 	q := url.Values{"since": {strconv.FormatInt(g.lastSeq, 10)}, "overruns_since": {strconv.FormatInt(g.overrunsBase, 10)}}
 	if gc {
 		q.Set("gc", "1")
+	}
+	if traces {
+		q.Set("traces", "1")
 	}
 	var st gateway.Stats
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url+gateway.StatsPath+"?"+q.Encode(), nil)

@@ -16,6 +16,7 @@ import (
 	"github.com/telltale-go/telltale/demo/internal/gateway"
 	"github.com/telltale-go/telltale/demo/internal/jaeger"
 	"github.com/telltale-go/telltale/demo/internal/telemetry"
+	"github.com/telltale-go/telltale/demo/internal/upstream"
 	"github.com/telltale-go/telltale/vocab"
 )
 
@@ -39,6 +40,8 @@ type reportInfo struct {
 	queryURL      string
 	sample        float64
 	anomalyBudget int
+	echo          string // the guarded gateway's Echo major
+	fleet         bool   // the traces went to the tail-sampling fleet
 }
 
 // printReport writes the comparison table, then what telltale reported in
@@ -50,9 +53,16 @@ func printReport(out io.Writer, results []scenarioResult, info reportInfo) {
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "  naive      the incident's original code: default client, WaitGroup fan-out that waits for the slowest upstream")
 	fmt.Fprintf(out, "  first-fix  the same, the fan-out raced against time.After(%s): the incident's first fix\n", ms(gateway.FirstFixTimeout))
-	fmt.Fprintf(out, "  guarded    the same handlers with telltale: %s request deadline, errgroup fan-out, partial answers\n", ms(gateway.GuardedDeadline))
-	fmt.Fprintf(out, "  sampling   every gateway keeps %s of traces at the head, ParentBased(TraceIDRatioBased(%g)); guarded also\n", percent(info.sample), info.sample)
-	fmt.Fprintf(out, "             exports the requests it dropped in which telltale found an anomaly, at most %d traces/s\n", info.anomalyBudget)
+	fmt.Fprintf(out, "  guarded    the same handlers with telltale, on Echo %s: %s request deadline, errgroup fan-out, partial answers\n", info.echo, ms(gateway.GuardedDeadline))
+	fmt.Fprintf(out, "  upstreams  articles, users, ads: telltale services too (Echo v4): the caller's deadline (Connect-Timeout-Ms), a %s\n", upstream.DefaultSlowRequest)
+	fmt.Fprintln(out, "             slow threshold of their own, and their spans in the caller's trace")
+	if info.fleet {
+		fmt.Fprintln(out, "  sampling   -fleet: every service keeps every trace at the head; the Jaeger fleet's collector tier keeps the")
+		fmt.Fprintln(out, "             traces a span of which says telltale.anomaly=true, whole, and 10% of the others (see FLEET below)")
+	} else {
+		fmt.Fprintf(out, "  sampling   every service keeps %s of traces at the head, ParentBased(TraceIDRatioBased(%g)); guarded and the\n", percent(info.sample), info.sample)
+		fmt.Fprintf(out, "             upstreams also export the requests they dropped in which telltale found an anomaly, at most %d traces/s each\n", info.anomalyBudget)
+	}
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tgateway\treqs\tok\tpartial\terrors\tp50\tp99\tmax\tin flight peak\tgoroutines before→peak→after\tupstream conns peak→after\theap peak→after\tsampled client spans never ended\t")
@@ -128,6 +138,8 @@ func printReport(out io.Writer, results []scenarioResult, info reportInfo) {
 		}
 	}
 
+	printUpstreams(out, results)
+
 	if hasGateway(results, modeNaive) || hasGateway(results, modeFirstFix) {
 		fmt.Fprintln(out, "\nWHAT PLAIN OTELHTTP SHOWS in gateway-naive and gateway-first-fix (the client spans of their sampled requests")
 		fmt.Fprintln(out, "that ended: all they export), and what users got:")
@@ -160,12 +172,55 @@ func printReport(out io.Writer, results []scenarioResult, info reportInfo) {
 		}
 		break
 	}
+	services = append(services, gateway.UpstreamNames...)
 	if queryURL == "" {
 		fmt.Fprintf(out, "\nTraces went to your own collector, under services %s.\n", strings.Join(services, ", "))
 		fmt.Fprintln(out, "The Jaeger check (which requests' traces were kept) was skipped: it needs the demo's Jaeger query API.")
 		return
 	}
 	printJaeger(out, results, info, services)
+	if info.fleet {
+		printFleet(out, results)
+	}
+}
+
+// printUpstreams writes what the upstreams, telltale services of their
+// own, exported: their server spans, sampled or replayed, in their
+// callers' traces.
+func printUpstreams(out io.Writer, results []scenarioResult) {
+	fmt.Fprintln(out, "\nWHAT THE UPSTREAMS REPORTED (server spans each exported, sampled or replayed, in its caller's trace: by")
+	fmt.Fprintln(out, "status, the findings on them, and the anomalous requests its budget refused):")
+	for _, sc := range results {
+		for i, g := range sc.Gateways {
+			name := sc.Name
+			if i > 0 {
+				name = ""
+			}
+			var parts []string
+			for _, u := range g.Upstreams {
+				if u.Servers.Ended == 0 {
+					continue
+				}
+				p := fmt.Sprintf("%s %d", u.Service, u.Servers.Ended)
+				if u.Servers.Replayed > 0 {
+					p += fmt.Sprintf(" (%d replayed)", u.Servers.Replayed)
+				}
+				details := countList(u.Servers.Status)
+				if m := countList(u.Servers.Marks); m != "" {
+					details += "; " + m
+				}
+				if a := u.AnomalyTraces; a != nil && a.OverBudget > 0 {
+					details += fmt.Sprintf("; %d more over its budget, not exported", a.OverBudget)
+				}
+				parts = append(parts, p+" ["+details+"]")
+			}
+			line := strings.Join(parts, ", ")
+			if line == "" {
+				line = "nothing exported"
+			}
+			fmt.Fprintf(out, "  %-9s behind %-9s %s\n", name, g.Gateway, line)
+		}
+	}
 }
 
 // printCPU writes what each gateway process got of the CPUs, and how late
@@ -260,10 +315,15 @@ func printJaeger(out io.Writer, results []scenarioResult, info reportInfo, servi
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(out, "\n(anomalous: answered with an error status or not at all, answered a partial feed, or served on the leaking")
-	fmt.Fprintf(out, " route %s. naive and first-fix export what head sampling keeps, about %s of traces; guarded also exports\n", gateway.CountPath, percent(info.sample))
-	fmt.Fprintf(out, " the requests in which telltale found an anomaly — a failed, slow or 5xx call, a leaked body, a 5xx, 504 or\n")
-	fmt.Fprintf(out, " overrun — at most %d traces/s: \"over budget\" counts those refused, from the sampler's metric\n", info.anomalyBudget)
-	fmt.Fprintf(out, " %s.)\n", vocab.MetricAnomalyTracesDropped)
+	if info.fleet {
+		fmt.Fprintf(out, " route %s. Every service exported every trace; the collector tier kept those a span of which says\n", gateway.CountPath)
+		fmt.Fprintln(out, " telltale.anomaly=true, whichever service's, and a tenth of the others: see FLEET below.)")
+	} else {
+		fmt.Fprintf(out, " route %s. naive and first-fix export what head sampling keeps, about %s of traces; guarded also exports\n", gateway.CountPath, percent(info.sample))
+		fmt.Fprintf(out, " the requests in which telltale found an anomaly — a failed, slow or 5xx call, a leaked body, a 5xx, 504 or\n")
+		fmt.Fprintf(out, " overrun — at most %d traces/s: \"over budget\" counts those refused, from the sampler's metric\n", info.anomalyBudget)
+		fmt.Fprintf(out, " %s.)\n", vocab.MetricAnomalyTracesDropped)
+	}
 	for _, p := range partial {
 		fmt.Fprintf(out, "  note: %s\n", p)
 	}

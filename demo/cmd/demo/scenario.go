@@ -38,6 +38,7 @@ var scenarios = []scenario{
 	{"slow", "ads answers after 400ms", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.Slow}, false},
 	{"leak", "GET /api/count, whose handler never closes the body", gateway.CountPath, nil, false},
 	{"dead", "users is down: connection refused", gateway.FeedPath, map[string]upstream.Fault{"users": upstream.Dead}, false},
+	{"5xx", "ads answers 503", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.Error}, false},
 	{"blackhole", "ads accepts connections and never answers, until 2.5s after the last request", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.BlackHole}, true},
 	{"trickle", "ads sends its body 16 bytes every 100ms", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.Trickle}, false},
 	{"huge", "ads answers with a 4 MiB body", gateway.FeedPath, map[string]upstream.Fault{"ads": upstream.Huge}, false},
@@ -118,9 +119,28 @@ type gatewayResult struct {
 	Outage time.Duration `json:"outage_ns,omitempty"`
 	// Errors are a few distinct client-side errors, for the reader.
 	Errors []string `json:"errors,omitempty"`
+	// Upstreams are what the gateway's upstreams, telltale services of
+	// their own, exported of the requests they served during the
+	// scenario, in the order of gateway.UpstreamNames.
+	Upstreams []upstreamResult `json:"upstreams,omitempty"`
+	// spans are the spans each service on this gateway's side — the
+	// gateway and its upstreams — ended during the scenario, by service
+	// name and trace id: what the fleet's accounting compares with what
+	// Jaeger kept.
+	spans map[string]map[string]telemetry.TraceSpans
 	// StatsErr says why the gateway's own figures (goroutines, heap, spans,
 	// CPU) of this scenario are missing: it did not answer in time.
 	StatsErr string `json:"stats_err,omitempty"`
+}
+
+// upstreamResult is what one upstream exported in one scenario.
+type upstreamResult struct {
+	Service string                 `json:"service"`
+	Servers telemetry.ServerCounts `json:"servers"`
+	// AnomalyTraces are what its sampler did during the scenario: anomaly
+	// traces of requests its head sampler dropped, exported and refused
+	// over its budget; nil at -fleet, which has no budget to spend.
+	AnomalyTraces *telemetry.AnomalyCounts `json:"anomaly_traces,omitempty"`
 }
 
 // scenarioResult is one scenario's outcome for every gateway.
@@ -131,6 +151,9 @@ type scenarioResult struct {
 	// OneByOne says the gateways ran one after another, each with the
 	// machine to itself, instead of at the same time.
 	OneByOne bool `json:"one_by_one,omitempty"`
+	// Fleet is, with -fleet, what the collector tier kept of each
+	// service's traces.
+	Fleet []fleetCount `json:"fleet,omitempty"`
 }
 
 // loadOptions are the -rps, -requests, -duration and -settle flags.
@@ -194,10 +217,13 @@ func (sc scenario) runGroup(ctx context.Context, client *http.Client, gws []*gat
 
 	before := make([]gateway.Stats, len(gws))
 	beforeAt := make([]time.Time, len(gws))
+	upsBefore := make([]map[string]upstreamSnapshot, len(gws))
 	for _, i := range idx {
 		g := gws[i]
 		res.Gateways[i] = gatewayResult{Gateway: g.mode, Service: g.service}
-		st, err := g.stats(ctx, true)
+		// What the upstreams ended before the scenario is forgotten.
+		upsBefore[i] = g.ups.snapshots(true)
+		st, err := g.stats(ctx, true, true)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -225,7 +251,7 @@ func (sc scenario) runGroup(ctx context.Context, client *http.Client, gws []*gat
 			for _, i := range idx {
 				g := gws[i]
 				conns := g.ups.openConns()
-				st, err := g.stats(sampleCtx, false)
+				st, err := g.stats(sampleCtx, false, false)
 				mu.Lock()
 				r := &res.Gateways[i]
 				r.ConnsPeak = max(r.ConnsPeak, conns)
@@ -305,10 +331,24 @@ func (sc scenario) runGroup(ctx context.Context, client *http.Client, gws []*gat
 		r.Outage = outages[i]
 		r.ConnsAfter = g.ups.openConns()
 		r.ConnsPeak = max(r.ConnsPeak, r.ConnsAfter)
+		r.spans = map[string]map[string]telemetry.TraceSpans{}
+		upsAfter := g.ups.snapshots(true)
+		for _, name := range gateway.UpstreamNames {
+			a, ok := upsAfter[name]
+			if !ok {
+				continue
+			}
+			u := upstreamResult{Service: name, Servers: a.servers.Sub(upsBefore[i][name].servers)}
+			if b := upsBefore[i][name].anomalies; a.anomalies != nil && b != nil {
+				u.AnomalyTraces = &telemetry.AnomalyCounts{Exported: a.anomalies.Exported - b.Exported, OverBudget: a.anomalies.OverBudget - b.OverBudget}
+			}
+			r.Upstreams = append(r.Upstreams, u)
+			r.spans[name] = a.traces
+		}
 		if r.StatsErr != "" {
 			continue
 		}
-		st, err := g.stats(ctx, true)
+		st, err := g.stats(ctx, true, true)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -326,8 +366,9 @@ func (sc scenario) runGroup(ctx context.Context, client *http.Client, gws []*gat
 		r.GoroutinesPeak = max(r.GoroutinesPeak, r.GoroutinesAfter, r.GoroutinesBefore)
 		b := before[i].Spans
 		r.ClientSpansOpen = st.Spans.ClientStarted - st.Spans.ClientEnded
-		r.ErrorTypes = diff(st.Spans.ErrorTypes, b.ErrorTypes)
-		r.Events = diff(st.Spans.Events, b.Events)
+		r.ErrorTypes = telemetry.Diff(st.Spans.ErrorTypes, b.ErrorTypes)
+		r.Events = telemetry.Diff(st.Spans.Events, b.Events)
+		r.spans[g.service] = st.Traces
 		r.Findings = st.Spans.Findings
 		r.Overruns = st.Spans.Overruns - b.Overruns
 		r.OverrunMax = st.Spans.OverrunMax
@@ -371,14 +412,4 @@ func (sc scenario) summarize(r *gatewayResult, results []load.Result) {
 			r.Errors = append(r.Errors, lr.Err)
 		}
 	}
-}
-
-func diff(now, before map[string]int64) map[string]int64 {
-	out := map[string]int64{}
-	for k, v := range now {
-		if d := v - before[k]; d > 0 {
-			out[k] = d
-		}
-	}
-	return out
 }

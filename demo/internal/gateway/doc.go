@@ -9,10 +9,14 @@
 //     [Config.FirstFix] set, its fan-out is raced against time.After: the
 //     incident's first fix.
 //   - [NewGuarded] is the same handlers written with telltale: its Echo
-//     middleware gives each request a deadline and a leak scope, its
-//     transport tracks every body and drains it on close, and the fan-out
-//     uses errgroup and answers with partial results when an optional
-//     upstream fails.
+//     middleware gives each request a deadline and a leak scope, one
+//     transport per upstream, named after it, tracks every body, drains it
+//     on close and tells the upstream how long the gateway will wait, and
+//     the fan-out uses errgroup and answers with partial results when an
+//     optional upstream fails. It runs on Echo v5 (telltale's
+//     middleware/echov5) or Echo v4 (telltale's middleware), [Config.Echo]:
+//     the handlers' logic is shared, each major has its glue in a file of
+//     its own.
 //
 // Both codebases keep one bug on purpose: the count endpoint never closes
 // the body of the response whose header it reads. In the naive gateways

@@ -25,7 +25,8 @@ const (
 	CountPath = "/api/count"
 	// StatsPath serves [Stats] as JSON; ?since=N limits findings to Seq > N,
 	// ?overruns_since=N the largest overrun to those after the N-th, ?gc=1
-	// collects garbage first.
+	// collects garbage first, ?traces=1 adds the spans ended since the
+	// previous ?traces=1, by trace.
 	StatsPath = "/debug/demo/stats"
 	// FlushPath (POST) flushes the tracer provider.
 	FlushPath = "/debug/demo/flush"
@@ -126,6 +127,9 @@ type Config struct {
 	// [FirstFixTimeout]); zero keeps the original, which waits for every
 	// upstream however long.
 	FirstFix time.Duration
+	// Echo, for the guarded gateway only, is the Echo major it runs on:
+	// [EchoV5] (the default, when empty) or [EchoV4].
+	Echo string
 }
 
 // Stats is what [StatsPath] returns.
@@ -142,6 +146,9 @@ type Stats struct {
 	Anomalies *telemetry.AnomalyCounts `json:"anomalies,omitempty"`
 	// Transport holds telltale's transport statistics (guarded only).
 	Transport any `json:"transport,omitempty"`
+	// Traces are the spans ended since the previous call that asked for
+	// them, by trace id.
+	Traces map[string]telemetry.TraceSpans `json:"traces,omitempty"`
 }
 
 // statsHandler serves [StatsPath] and [FlushPath].
@@ -158,6 +165,9 @@ func statsHandler(cfg Config, transport func() any) http.Handler {
 			since, _ := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
 			overrunsSince, _ := strconv.ParseInt(r.URL.Query().Get("overruns_since"), 10, 64)
 			st.Spans = cfg.Recorder.Snapshot(since, overrunsSince)
+			if r.URL.Query().Get("traces") == "1" {
+				st.Traces = cfg.Recorder.DrainTraces()
+			}
 		}
 		if cfg.Anomalies != nil {
 			if n, err := cfg.Anomalies.Counts(r.Context()); err == nil {
@@ -205,8 +215,8 @@ func traceIDHeader(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// itemsURL is the path every upstream serves its document on.
-func itemsURL(up Upstream) string { return up.URL + "/items" }
+// itemsURL is where up serves its document.
+func itemsURL(up Upstream) string { return up.URL + upstream.ItemsPath }
 
 // MaxBody bounds what the guarded gateway decodes from one upstream: past
 // it, the upstream is left out of a partial answer.

@@ -47,10 +47,6 @@ func setup(t *testing.T, mk func(gateway.Config) (http.Handler, func() error)) (
 	return srv, ups, rec
 }
 
-func guarded(cfg gateway.Config) (http.Handler, func() error) {
-	return gateway.NewGuarded(cfg, slog.New(slog.DiscardHandler))
-}
-
 func naive(cfg gateway.Config) (http.Handler, func() error) {
 	return gateway.NewNaive(cfg), func() error {
 		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
@@ -80,6 +76,10 @@ func call(t *testing.T, url string) (int, http.Header, []byte) {
 }
 
 func TestGuardedPartialFeedWhenAnOptionalUpstreamIsDead(t *testing.T) {
+	forEachEcho(t, testGuardedPartialFeed)
+}
+
+func testGuardedPartialFeed(t *testing.T, guarded func(gateway.Config) (http.Handler, func() error)) {
 	verifyNoLeaks(t)
 	srv, ups, _ := setup(t, guarded)
 	defer http.DefaultClient.CloseIdleConnections()
@@ -100,6 +100,10 @@ func TestGuardedPartialFeedWhenAnOptionalUpstreamIsDead(t *testing.T) {
 }
 
 func TestGuardedFailsWhenTheRequiredUpstreamIsDead(t *testing.T) {
+	forEachEcho(t, testGuardedFailsWhenRequiredIsDead)
+}
+
+func testGuardedFailsWhenRequiredIsDead(t *testing.T, guarded func(gateway.Config) (http.Handler, func() error)) {
 	verifyNoLeaks(t)
 	srv, ups, _ := setup(t, guarded)
 	defer http.DefaultClient.CloseIdleConnections()
@@ -112,6 +116,10 @@ func TestGuardedFailsWhenTheRequiredUpstreamIsDead(t *testing.T) {
 }
 
 func TestGuardedReportsTheLeakingLine(t *testing.T) {
+	forEachEcho(t, testGuardedReportsTheLeakingLine)
+}
+
+func testGuardedReportsTheLeakingLine(t *testing.T, guarded func(gateway.Config) (http.Handler, func() error)) {
 	verifyNoLeaks(t)
 	srv, _, rec := setup(t, guarded)
 	defer http.DefaultClient.CloseIdleConnections()
@@ -282,4 +290,120 @@ func TestStatsReportTheProcessCPUAndTheProbe(t *testing.T) {
 	if st.CPU.Time <= 0 || st.CPU.RunQueueWait < 0 || st.CPU.ProbeDelayMax < 0 {
 		t.Errorf("CPU %+v: want the CPU time used so far, and no negative figure", st.CPU)
 	}
+}
+
+// guardedOn is the guarded gateway on one Echo major.
+func guardedOn(major string) func(gateway.Config) (http.Handler, func() error) {
+	return func(cfg gateway.Config) (http.Handler, func() error) {
+		cfg.Echo = major
+		return gateway.NewGuarded(cfg, slog.New(slog.DiscardHandler))
+	}
+}
+
+// forEachEcho runs f as a subtest on each Echo major the guarded gateway
+// runs on.
+func forEachEcho(t *testing.T, f func(t *testing.T, mk func(gateway.Config) (http.Handler, func() error))) {
+	for _, major := range gateway.EchoMajors {
+		t.Run("echo "+major, func(t *testing.T) { f(t, guardedOn(major)) })
+	}
+}
+
+// Each client span names the upstream it called, as the span name and as
+// peer.service, and sits under the request's server span.
+func TestGuardedClientSpansNameTheirUpstream(t *testing.T) {
+	forEachEcho(t, func(t *testing.T, mk func(gateway.Config) (http.Handler, func() error)) {
+		verifyNoLeaks(t)
+		srv, _, rec := setup(t, mk)
+		defer http.DefaultClient.CloseIdleConnections()
+		if status, _, body := call(t, srv.URL+gateway.FeedPath); status != http.StatusOK {
+			t.Fatalf("status %d: %s", status, body)
+		}
+		var server sdktrace.ReadOnlySpan
+		clients := map[string]sdktrace.ReadOnlySpan{}
+		for _, s := range rec.Ended() {
+			switch s.SpanKind() {
+			case trace.SpanKindServer:
+				server = s
+			case trace.SpanKindClient:
+				clients[s.Name()] = s
+			}
+		}
+		if server == nil || server.Name() != "GET "+gateway.FeedPath {
+			t.Fatalf("no server span GET %s", gateway.FeedPath)
+		}
+		for _, name := range gateway.UpstreamNames {
+			s, ok := clients["GET "+name]
+			if !ok {
+				t.Errorf("no client span GET %s among %d", name, len(clients))
+				continue
+			}
+			peer := ""
+			for _, kv := range s.Attributes() {
+				if kv.Key == vocab.AttrPeerService {
+					peer = kv.Value.AsString()
+				}
+			}
+			if peer != name || s.Parent().SpanID() != server.SpanContext().SpanID() {
+				t.Errorf("GET %s: peer.service %q, parent %s; want %q under the server span %s", name, peer, s.Parent().SpanID(), name, server.SpanContext().SpanID())
+			}
+		}
+	})
+}
+
+// Every call tells its upstream how long the gateway will wait: a
+// Connect-Timeout-Ms within the request's deadline.
+func TestGuardedPropagatesItsDeadline(t *testing.T) {
+	forEachEcho(t, func(t *testing.T, mk func(gateway.Config) (http.Handler, func() error)) {
+		verifyNoLeaks(t)
+		got := make(chan string, 3)
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got <- r.Header.Get("Connect-Timeout-Ms")
+			_, _ = w.Write([]byte(`{"items":[]}`))
+		}))
+		defer up.Close()
+		var ups []gateway.Upstream
+		for i, name := range gateway.UpstreamNames {
+			ups = append(ups, gateway.Upstream{Name: name, URL: up.URL, Optional: i > 0})
+		}
+		h, closeFn := mk(gateway.Config{Upstreams: ups})
+		defer func() { _ = closeFn() }()
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		defer http.DefaultClient.CloseIdleConnections()
+		if status, _, body := call(t, srv.URL+gateway.FeedPath); status != http.StatusOK {
+			t.Fatalf("status %d: %s", status, body)
+		}
+		for range gateway.UpstreamNames {
+			v := <-got
+			ms, err := strconv.Atoi(v)
+			if err != nil || ms <= 0 || time.Duration(ms)*time.Millisecond > gateway.GuardedDeadline {
+				t.Errorf("Connect-Timeout-Ms %q, want at most %s", v, gateway.GuardedDeadline)
+			}
+		}
+	})
+}
+
+// The inspector shows one transport per upstream, by name.
+func TestGuardedInspectorListsATransportPerUpstream(t *testing.T) {
+	forEachEcho(t, func(t *testing.T, mk func(gateway.Config) (http.Handler, func() error)) {
+		verifyNoLeaks(t)
+		srv, _, _ := setup(t, mk)
+		defer http.DefaultClient.CloseIdleConnections()
+		status, _, body := call(t, srv.URL+gateway.InspectorPath+"?format=json")
+		var in struct {
+			Transports []struct {
+				Name string `json:"name"`
+			} `json:"transports"`
+		}
+		if err := json.Unmarshal(body, &in); err != nil || status != http.StatusOK {
+			t.Fatalf("inspector: %d %v: %.300s", status, err, body)
+		}
+		var names []string
+		for _, tr := range in.Transports {
+			names = append(names, tr.Name)
+		}
+		if strings.Join(names, ",") != strings.Join(gateway.UpstreamNames, ",") {
+			t.Errorf("inspector lists transports %v, want %v", names, gateway.UpstreamNames)
+		}
+	})
 }

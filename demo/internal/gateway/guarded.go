@@ -3,16 +3,15 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"golang.org/x/sync/errgroup"
 
-	ttmw "github.com/telltale-go/telltale/middleware"
 	"github.com/telltale-go/telltale/transport"
 
 	"github.com/telltale-go/telltale/demo/internal/upstream"
@@ -33,62 +32,119 @@ const (
 // InspectorPath serves telltale's inspector (open bodies, recent leaks).
 const InspectorPath = "/debug/telltale"
 
-// NewGuarded returns the guarded gateway as an http.Handler, and a function
-// that stops its transport's goroutines.
+// The Echo majors the guarded gateway runs on ([Config.Echo]); the
+// handlers are the same.
+const (
+	// EchoV5 serves it with Echo v5 and telltale's middleware/echov5: the
+	// default.
+	EchoV5 = "v5"
+	// EchoV4 serves it with Echo v4 and telltale's middleware.
+	EchoV4 = "v4"
+)
+
+// EchoMajors lists the values of [Config.Echo], the default first.
+var EchoMajors = []string{EchoV5, EchoV4}
+
+// NewGuarded returns the guarded gateway as an http.Handler, on the Echo
+// major of [Config.Echo], and a function that stops its goroutine monitor
+// and its transports.
 func NewGuarded(cfg Config, logger *slog.Logger) (http.Handler, func() error) {
-	tr := transport.New(nil,
-		transport.WithTracerProvider(cfg.TracerProvider),
-		transport.WithLogger(logger),
-		transport.WithSlowThreshold(SlowTTFB, SlowTotal),
-		// A backstop for calls made outside any request; calls made for a
-		// request already carry its deadline.
-		transport.WithTimeout(2*time.Second),
-		// Bodies leaked outside a request scope are still found.
-		transport.WithMaxBodyAge(10*time.Second),
-	)
-	g := &guarded{ups: cfg.Upstreams, client: &http.Client{Transport: tr}}
-	// Finds goroutines that outlive their request (the incident's fourth
-	// bug) and reports them in that request's trace.
-	monitor := ttmw.NewGoroutineMonitor(ttmw.GoroutineMonitorConfig{TracerProvider: cfg.TracerProvider, Interval: time.Second})
-	monitor.Start()
+	// One hardened base, so one connection pool, for every upstream; one
+	// telltale transport per upstream, named after it, so that its client
+	// spans read "GET ads", carry peer.service=ads, and the inspector and
+	// the leak warnings tell the upstreams apart.
+	base := transport.NewHardenedTransport()
+	g := &guarded{ups: cfg.Upstreams}
+	for _, up := range cfg.Upstreams {
+		tr := transport.New(base,
+			transport.WithName(up.Name),
+			transport.WithTracerProvider(cfg.TracerProvider),
+			transport.WithLogger(logger),
+			transport.WithSlowThreshold(SlowTTFB, SlowTotal),
+			// The upstreams run telltale too: each call tells its upstream
+			// how long the gateway will wait (Connect-Timeout-Ms), and the
+			// upstream stops when the gateway does.
+			transport.WithDeadlinePropagation(),
+			// A backstop for calls made outside any request; calls made
+			// for a request already carry its deadline.
+			transport.WithTimeout(2*time.Second),
+			// Bodies leaked outside a request scope are still found.
+			transport.WithMaxBodyAge(10*time.Second),
+		)
+		g.transports = append(g.transports, tr)
+		g.clients = append(g.clients, tr.Client())
+	}
 
-	e := echo.New()
-	e.HideBanner = true
-	e.HidePort = true
-	e.Use(ttmw.TraceWithConfig(ttmw.TraceConfig{TracerProvider: cfg.TracerProvider}))
-	e.Use(traceIDHeader)
-	e.Use(ttmw.Deadline(GuardedDeadline))
-	e.Use(ttmw.LeaksWithConfig(ttmw.LeaksConfig{Goroutines: monitor}))
-	e.GET(FeedPath, g.feed)
-	e.GET(CountPath, g.count)
-	e.GET(InspectorPath, ttmw.Inspector(ttmw.InspectorConfig{Transports: []*transport.Transport{tr}, Goroutines: monitor, TraceURL: cfg.TraceURL}))
-
+	var app guardedApp
+	switch cfg.Echo {
+	case EchoV4:
+		app = serveEchoV4(g, cfg)
+	default:
+		app = serveEchoV5(g, cfg)
+	}
 	stats := func() any {
-		return guardedStats{Transport: tr.Stats(), OrphanedGoroutines: len(monitor.Orphans())}
+		st := guardedStats{Echo: app.echo, Transports: map[string]transport.Stats{}, OrphanedGoroutines: app.orphans()}
+		for _, tr := range g.transports {
+			st.Transports[tr.Name()] = tr.Stats()
+		}
+		return st
 	}
 	closeFn := func() error {
-		monitor.Stop()
-		return tr.Close()
+		app.stop()
+		var errs []error
+		for _, tr := range g.transports {
+			errs = append(errs, tr.Close())
+		}
+		return errors.Join(errs...)
 	}
-	return withDebug(e, statsHandler(cfg, stats)), closeFn
+	return withDebug(app.handler, statsHandler(cfg, stats)), closeFn
+}
+
+// guardedApp is the guarded gateway served by one Echo major: the part
+// that differs between [EchoV4] and [EchoV5], the framework's glue.
+type guardedApp struct {
+	echo    string
+	handler http.Handler
+	// orphans counts the goroutines the monitor found orphaned; stop stops
+	// the monitor.
+	orphans func() int
+	stop    func()
 }
 
 // guardedStats is the guarded gateway's part of [Stats].
 type guardedStats struct {
-	Transport          transport.Stats `json:"transport"`
-	OrphanedGoroutines int             `json:"orphaned_goroutines"`
+	Echo               string                     `json:"echo"`
+	Transports         map[string]transport.Stats `json:"transports"`
+	OrphanedGoroutines int                        `json:"orphaned_goroutines"`
 }
 
+// guarded holds the guarded gateway's handlers, whatever serves them.
 type guarded struct {
-	ups    []Upstream
-	client *http.Client
+	ups []Upstream
+	// transports and clients are those of each upstream, in order.
+	transports []*transport.Transport
+	clients    []*http.Client
 }
+
+// failure is a handler's error: the status and the message the client
+// gets, and the cause, which goes on the span. Each Echo adapter turns it
+// into its framework's *echo.HTTPError.
+type failure struct {
+	status  int
+	message string
+	err     error
+}
+
+func (f *failure) Error() string { return fmt.Sprintf("gateway: %s: %v", f.message, f.err) }
+func (f *failure) Unwrap() error { return f.err }
 
 // feed calls every upstream at once under the request's deadline. A
 // required upstream failing cancels the others and fails the request; an
-// optional one failing is left out of a partial answer.
-func (g *guarded) feed(c echo.Context) error {
-	ctx := c.Request().Context()
+// optional one failing is left out of a partial answer, which the handler
+// reports with report (its Echo adapter's ReportAnomaly) and whose
+// missing upstreams it lists in missing.
+func (g *guarded) feed(ctx context.Context, report func(ctx context.Context, why string)) (feed Feed, missing string, err error) {
+	reqCtx := ctx
 	if d, ok := ctx.Deadline(); ok {
 		// Stop waiting for upstreams a little before the request's own
 		// deadline, to still answer with what arrived.
@@ -101,7 +157,7 @@ func (g *guarded) feed(c echo.Context) error {
 	errs := make([]error, len(g.ups))
 	for i, up := range g.ups {
 		eg.Go(func() error {
-			items[i], errs[i] = fetch(ctx, g.client, itemsURL(up))
+			items[i], errs[i] = fetch(ctx, g.clients[i], itemsURL(up))
 			if errs[i] != nil && !up.Optional {
 				return fmt.Errorf("gateway: required upstream %s: %w", up.Name, errs[i])
 			}
@@ -109,9 +165,9 @@ func (g *guarded) feed(c echo.Context) error {
 		})
 	}
 	if err := eg.Wait(); err != nil {
-		return echo.NewHTTPError(http.StatusBadGateway, "required upstream failed").WithInternal(err)
+		return Feed{}, "", &failure{http.StatusBadGateway, "required upstream failed", err}
 	}
-	feed := Feed{Parts: make(map[string][]upstream.Item, len(g.ups))}
+	feed = Feed{Parts: make(map[string][]upstream.Item, len(g.ups))}
 	for i, up := range g.ups {
 		if errs[i] != nil {
 			feed.Missing = append(feed.Missing, up.Name)
@@ -120,14 +176,13 @@ func (g *guarded) feed(c echo.Context) error {
 		feed.Parts[up.Name] = items[i]
 	}
 	if len(feed.Missing) > 0 {
-		missing := strings.Join(feed.Missing, ",")
-		c.Response().Header().Set(MissingHeader, missing)
+		missing = strings.Join(feed.Missing, ",")
 		// A partial answer is a degraded one: its trace reaches Jaeger
 		// even when the head sampler dropped it, like telltale's own
 		// findings.
-		ttmw.ReportAnomaly(c.Request().Context(), "partial feed, missing "+missing)
+		report(reqCtx, "partial feed, missing "+missing)
 	}
-	return c.JSON(http.StatusOK, feed)
+	return feed, missing, nil
 }
 
 // fetch gets one upstream's document: the request carries ctx, the body is
@@ -157,14 +212,14 @@ func fetch(ctx context.Context, client *http.Client, url string) ([]upstream.Ite
 
 // count reads one header of the articles upstream. It keeps the bug on
 // purpose, so the demo has a leak for telltale to report.
-func (g *guarded) count(c echo.Context) error {
-	req, err := http.NewRequestWithContext(c.Request().Context(), http.MethodGet, itemsURL(g.ups[0]), nil)
+func (g *guarded) count(ctx context.Context) (Count, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, itemsURL(g.ups[0]), nil)
 	if err != nil {
-		return echo.NewHTTPError(http.StatusInternalServerError).WithInternal(err)
+		return Count{}, &failure{http.StatusInternalServerError, "bad request to articles", err}
 	}
-	resp, err := g.client.Do(req) // LEAK: the body is never closed.
+	resp, err := g.clients[0].Do(req) // LEAK: the body is never closed.
 	if err != nil {
-		return echo.NewHTTPError(http.StatusBadGateway, "articles failed").WithInternal(err)
+		return Count{}, &failure{http.StatusBadGateway, "articles failed", err}
 	}
-	return c.JSON(http.StatusOK, Count{Articles: resp.Header.Get(upstream.TotalCountHeader)})
+	return Count{Articles: resp.Header.Get(upstream.TotalCountHeader)}, nil
 }

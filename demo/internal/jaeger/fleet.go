@@ -135,6 +135,13 @@ type Fleet struct {
 	QueryURL string
 }
 
+// FleetHealthy reports whether a fleet answers on its default addresses:
+// the collector tier on [CollectorHealthURL] and the storage tier on
+// [StorageHealthURL].
+func FleetHealthy(ctx context.Context) bool {
+	return healthy(ctx, CollectorHealthURL) && healthy(ctx, StorageHealthURL)
+}
+
 // StartFleet runs the binary of dir as the fleet: the storage tier
 // (storage.yaml, or storage-badger.yaml with [WithBadger]) and, once it is
 // healthy, the collector tier (collector.yaml), in front of it. Their logs

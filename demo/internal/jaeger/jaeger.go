@@ -170,10 +170,27 @@ func takenAddrs(addrs []string) []string {
 	return taken
 }
 
+// An Option configures [Start].
+type Option func(*launch)
+
+// WithUI serves the Jaeger UI's static files from dir (a build of
+// jaeger-ui, such as the one the official release binaries embed) instead
+// of the placeholder page a binary built from the Go module serves. dir is
+// made absolute: Jaeger resolves a relative one against its own working
+// directory.
+func WithUI(dir string) Option {
+	return func(l *launch) {
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
+		l.sets = append(l.sets, "extensions.jaeger_query.ui.assets_path="+dir)
+	}
+}
+
 // Start runs the binary of dir with dir's config.yaml, logging to logFile,
 // and waits until it is healthy (at most 30s). It returns [ErrPortsTaken]
 // at once if one of [Addrs] is already in use.
-func Start(ctx context.Context, dir, logFile string) (*Process, error) {
+func Start(ctx context.Context, dir, logFile string, opts ...Option) (*Process, error) {
 	bin := Binary(dir)
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("jaeger: binary not built: %w", err)
@@ -181,11 +198,15 @@ func Start(ctx context.Context, dir, logFile string) (*Process, error) {
 	if taken := takenAddrs(Addrs); len(taken) > 0 {
 		return nil, fmt.Errorf("%w: %s already in use by a program that is not a healthy Jaeger (%s does not answer); stop it, or send the traces to your own collector with -otlp URL", ErrPortsTaken, strings.Join(taken, ", "), HealthURL)
 	}
-	return launch{
+	l := launch{
 		config: filepath.Join(dir, "config.yaml"),
 		health: HealthURL,
 		log:    logFile,
-	}.start(ctx, bin)
+	}
+	for _, o := range opts {
+		o(&l)
+	}
+	return l.start(ctx, bin)
 }
 
 // launch is how one Jaeger process is run: [Start]'s all-in-one, or one

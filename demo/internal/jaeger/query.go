@@ -46,6 +46,8 @@ type Span struct {
 	Tags []KeyValue `json:"tags"`
 	// Logs are the span events; the event name is in field "event".
 	Logs []Log `json:"logs"`
+	// StartTime is in microseconds since the epoch.
+	StartTime int64 `json:"startTime"`
 	// Duration is in microseconds.
 	Duration int64 `json:"duration"`
 	// References link the span to its parent.

@@ -96,13 +96,13 @@ func NewProvider(ctx context.Context, cfg Config) (*sdktrace.TracerProvider, *Re
 	if cfg.AnomalyBudget <= 0 {
 		return sdktrace.NewTracerProvider(append(tpOpts, sdktrace.WithSampler(head))...), rec, nil
 	}
-	sopts := []sampling.Option{sampling.WithBudget(cfg.AnomalyBudget), sampling.WithLogger(cfg.Logger)}
+	tpOpts = append(tpOpts, sampling.WithBudget(cfg.AnomalyBudget), sampling.WithLogger(cfg.Logger))
 	if cfg.Anomalies != nil {
-		sopts = append(sopts, sampling.WithMeterProvider(cfg.Anomalies.provider))
+		tpOpts = append(tpOpts, sampling.WithMeterProvider(cfg.Anomalies.provider))
 	}
 	// telltale's set-up line: the head sampler unchanged, the anomalies of
 	// the requests it drops exported within the budget.
-	return sampling.NewTracerProvider(sampling.Sampler(head, sopts...), tpOpts...), rec, nil
+	return sampling.NewTracerProvider(head, tpOpts...), rec, nil
 }
 
 // ParseEndpoint checks an OTLP/HTTP base URL such as http://127.0.0.1:4318.
@@ -148,7 +148,63 @@ type Snapshot struct {
 	// overrun among those after the count asked for.
 	Overruns   int64         `json:"overruns"`
 	OverrunMax time.Duration `json:"overrun_max_ns"`
+	// Servers counts the ended server spans.
+	Servers ServerCounts `json:"servers"`
 }
+
+// ServerCounts count ended server spans: what a service exported of the
+// requests it served.
+type ServerCounts struct {
+	// Ended counts them all; Replayed those telltale exported after the
+	// fact (telltale.replayed), Anomalous those marked telltale.anomaly.
+	Ended     int64 `json:"ended"`
+	Replayed  int64 `json:"replayed"`
+	Anomalous int64 `json:"anomalous"`
+	// Status counts them by http.response.status_code.
+	Status map[string]int64 `json:"status"`
+	// Marks counts the telltale findings on them, by event name
+	// (telltale.request.slow, telltale.anomaly) or attribute key
+	// (telltale.deadline.exceeded, telltale.deadline.overrun_ms,
+	// telltale.client_gone.at_deadline, telltale.degraded).
+	Marks map[string]int64 `json:"marks"`
+}
+
+// Sub returns what c counted since before.
+func (c ServerCounts) Sub(before ServerCounts) ServerCounts {
+	return ServerCounts{
+		Ended:     c.Ended - before.Ended,
+		Replayed:  c.Replayed - before.Replayed,
+		Anomalous: c.Anomalous - before.Anomalous,
+		Status:    Diff(c.Status, before.Status),
+		Marks:     Diff(c.Marks, before.Marks),
+	}
+}
+
+// Diff returns the counts of now that grew since before, by how much.
+func Diff(now, before map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range now {
+		if d := v - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// serverMarks are the attributes of a server span the report counts, when
+// true or set.
+var serverMarks = []string{vocab.AttrDeadlineExceeded, vocab.AttrDeadlineOverrun, vocab.AttrCallerGaveUp, vocab.AttrDegraded}
+
+// TraceSpans is what a service exported of one trace: how many spans, and
+// whether one of them was marked telltale.anomaly.
+type TraceSpans struct {
+	Spans     int  `json:"spans"`
+	Anomalous bool `json:"anomalous,omitempty"`
+}
+
+// maxTraces bounds the traces a [Recorder] keeps between two
+// [Recorder.DrainTraces]; the spans of others are not counted.
+const maxTraces = 100_000
 
 // MaxFindings bounds how many findings a [Snapshot] carries.
 const MaxFindings = 200
@@ -168,6 +224,8 @@ type Recorder struct {
 	findings   []Finding
 	overruns   int64
 	recent     []overrun // the latest overruns, oldest first
+	servers    ServerCounts
+	traces     map[trace.TraceID]TraceSpans // since the last DrainTraces
 }
 
 // overrun is the overrun of the n-th server span that had one.
@@ -178,7 +236,12 @@ type overrun struct {
 
 // NewRecorder returns an empty [Recorder].
 func NewRecorder() *Recorder {
-	return &Recorder{events: map[string]int64{}, errorTypes: map[string]int64{}}
+	return &Recorder{
+		events:     map[string]int64{},
+		errorTypes: map[string]int64{},
+		servers:    ServerCounts{Status: map[string]int64{}, Marks: map[string]int64{}},
+		traces:     map[trace.TraceID]TraceSpans{},
+	}
 }
 
 // OnStart counts client spans.
@@ -192,8 +255,10 @@ func (r *Recorder) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
 }
 
 // OnEnd counts ended client spans, their error types, and the telltale
-// events on them; and the server spans that overran their deadline.
+// events on them; the server spans, those that overran their deadline; and
+// every span by trace.
 func (r *Recorder) OnEnd(s sdktrace.ReadOnlySpan) {
+	r.traceEnded(s)
 	if s.SpanKind() == trace.SpanKindServer {
 		r.serverEnded(s)
 		return
@@ -228,24 +293,76 @@ func (r *Recorder) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 }
 
-// serverEnded counts a server span's overrun. Only client spans count
-// events: the middleware repeats leak events on the server span, which
-// would count each leak twice.
-func (r *Recorder) serverEnded(s sdktrace.ReadOnlySpan) {
+// traceEnded counts s in its trace.
+func (r *Recorder) traceEnded(s sdktrace.ReadOnlySpan) {
+	anomalous := false
 	for _, kv := range s.Attributes() {
+		if kv.Key == vocab.AttrAnomaly && kv.Value.AsBool() {
+			anomalous = true
+		}
+	}
+	id := s.SpanContext().TraceID()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ts, ok := r.traces[id]
+	if !ok && len(r.traces) >= maxTraces {
+		return
+	}
+	ts.Spans++
+	ts.Anomalous = ts.Anomalous || anomalous
+	r.traces[id] = ts
+}
+
+// serverEnded counts a server span, its status, its findings and its
+// overrun. Only client spans count events as findings: the middleware
+// repeats leak events on the server span, which would count each leak
+// twice.
+func (r *Recorder) serverEnded(s sdktrace.ReadOnlySpan) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := &r.servers
+	c.Ended++
+	for _, kv := range s.Attributes() {
+		switch {
+		case kv.Key == vocab.AttrReplayed && kv.Value.AsBool():
+			c.Replayed++
+		case kv.Key == vocab.AttrAnomaly && kv.Value.AsBool():
+			c.Anomalous++
+		case kv.Key == "http.response.status_code":
+			c.Status[kv.Value.Emit()]++
+		case slices.Contains(serverMarks, string(kv.Key)) && (kv.Value.Type() != attribute.BOOL || kv.Value.AsBool()):
+			c.Marks[string(kv.Key)]++
+		}
 		if kv.Key != vocab.AttrDeadlineOverrun {
 			continue
 		}
-		d := time.Duration(kv.Value.AsFloat64() * float64(time.Millisecond))
-		r.mu.Lock()
+		// Whole milliseconds, an int64, as every telltale duration.
+		d := time.Duration(kv.Value.AsInt64()) * time.Millisecond
 		if len(r.recent) == keptFindings {
 			r.recent = slices.Delete(r.recent, 0, keptFindings/2)
 		}
 		r.overruns++
 		r.recent = append(r.recent, overrun{r.overruns, d})
-		r.mu.Unlock()
-		return
 	}
+	for _, ev := range s.Events() {
+		if ev.Name == vocab.EventRequestSlow || ev.Name == vocab.EventAnomaly {
+			c.Marks[ev.Name]++
+		}
+	}
+}
+
+// DrainTraces returns the spans ended since the previous call, by trace
+// id, and forgets them.
+func (r *Recorder) DrainTraces() map[string]TraceSpans {
+	r.mu.Lock()
+	traces := r.traces
+	r.traces = map[trace.TraceID]TraceSpans{}
+	r.mu.Unlock()
+	out := make(map[string]TraceSpans, len(traces))
+	for id, ts := range traces {
+		out[id.String()] = ts
+	}
+	return out
 }
 
 // Snapshot returns the counters, up to [MaxFindings] findings newer than
@@ -260,6 +377,13 @@ func (r *Recorder) Snapshot(since, overrunsSince int64) Snapshot {
 		ErrorTypes:    clone(r.errorTypes),
 		LastSeq:       r.seq,
 		Overruns:      r.overruns,
+		Servers: ServerCounts{
+			Ended:     r.servers.Ended,
+			Replayed:  r.servers.Replayed,
+			Anomalous: r.servers.Anomalous,
+			Status:    clone(r.servers.Status),
+			Marks:     clone(r.servers.Marks),
+		},
 	}
 	for _, o := range r.recent {
 		if o.n > overrunsSince {

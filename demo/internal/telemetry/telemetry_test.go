@@ -4,9 +4,15 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/telltale-go/telltale/demo/internal/gateway"
 	"github.com/telltale-go/telltale/demo/internal/telemetry"
@@ -100,5 +106,59 @@ func TestPlainProviderExportsNothingOfUnsampledRequests(t *testing.T) {
 	get(t, url+gateway.FeedPath)
 	if snap := rec.Snapshot(0, 0); snap.ClientStarted != 0 || len(snap.ErrorTypes) != 0 {
 		t.Errorf("the plain provider recorded %+v for an unsampled request", snap)
+	}
+}
+
+// The recorder reads an overrun as telltale records it, whole milliseconds
+// in an int64, and counts the server spans by status and finding.
+func TestRecorderCountsServerSpans(t *testing.T) {
+	rec := telemetry.NewRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	tr := tp.Tracer("test")
+	end := func(attrs ...attribute.KeyValue) {
+		_, s := tr.Start(context.Background(), "GET /items", trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+		s.End()
+	}
+	end(attribute.Int("http.response.status_code", 200))
+	end(attribute.Int("http.response.status_code", 504), attribute.Bool(vocab.AttrAnomaly, true), attribute.Bool(vocab.AttrDeadlineExceeded, true),
+		attribute.Int64(vocab.AttrDeadlineOverrun, 150), attribute.Bool(vocab.AttrReplayed, true))
+	snap := rec.Snapshot(0, 0)
+	if snap.Overruns != 1 || snap.OverrunMax != 150*time.Millisecond {
+		t.Errorf("overruns %d, largest %s; want 1 of 150ms", snap.Overruns, snap.OverrunMax)
+	}
+	c := snap.Servers
+	if c.Ended != 2 || c.Replayed != 1 || c.Anomalous != 1 || c.Status["200"] != 1 || c.Status["504"] != 1 ||
+		c.Marks[vocab.AttrDeadlineExceeded] != 1 || c.Marks[vocab.AttrDeadlineOverrun] != 1 {
+		t.Errorf("server counts %+v", c)
+	}
+}
+
+// DrainTraces counts each trace's spans, and whether one was anomalous,
+// once.
+func TestRecorderDrainsTraces(t *testing.T) {
+	rec := telemetry.NewRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	tr := tp.Tracer("test")
+	ctx, healthy := tr.Start(context.Background(), "GET /api/feed", trace.WithSpanKind(trace.SpanKindServer))
+	_, call := tr.Start(ctx, "GET ads", trace.WithSpanKind(trace.SpanKindClient))
+	call.End()
+	healthy.End()
+	ctx, root := tr.Start(context.Background(), "GET /api/feed", trace.WithSpanKind(trace.SpanKindServer))
+	_, failed := tr.Start(ctx, "GET ads", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attribute.Bool(vocab.AttrAnomaly, true)))
+	failed.End()
+	root.End()
+
+	got := rec.DrainTraces()
+	want := map[string]telemetry.TraceSpans{
+		healthy.SpanContext().TraceID().String(): {Spans: 2},
+		root.SpanContext().TraceID().String():    {Spans: 2, Anomalous: true},
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("traces %v, want %v", got, want)
+	}
+	if again := rec.DrainTraces(); len(again) != 0 {
+		t.Errorf("drained twice: %v", again)
 	}
 }

@@ -5,12 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	ttmw "github.com/telltale-go/telltale/middleware"
 )
 
 // Fault is a behaviour an upstream can be switched to.
@@ -32,10 +39,12 @@ const (
 	Trickle Fault = "trickle"
 	// Huge answers with a body of [Config.HugeBytes].
 	Huge Fault = "huge"
+	// Error answers 503 Service Unavailable with a small JSON error.
+	Error Fault = "error"
 )
 
 // Faults lists every [Fault], healthy first.
-var Faults = []Fault{Healthy, Slow, Dead, BlackHole, Trickle, Huge}
+var Faults = []Fault{Healthy, Slow, Dead, BlackHole, Trickle, Huge, Error}
 
 // ErrUnknownFault is returned by [Server.SetFault] for a fault not in [Faults].
 var ErrUnknownFault = errors.New("upstream: unknown fault")
@@ -55,7 +64,34 @@ type Config struct {
 	HugeBytes int
 	// Items is how many items a normal document holds (default 20).
 	Items int
+
+	// TracerProvider returns the tracer provider of the upstream named
+	// service, which traces its requests with telltale's middleware; nil,
+	// or a nil provider, means the global one. The caller owns the
+	// providers: it flushes them and shuts them down.
+	TracerProvider func(service string) (trace.TracerProvider, error)
+	// Timeout is the deadline of a request whose caller propagated none in
+	// Connect-Timeout-Ms (default [DefaultTimeout]); a caller's deadline is
+	// taken as it comes, up to Timeout.
+	Timeout time.Duration
+	// SlowRequest is the upstream's own slow threshold: a request still
+	// running when it passes is an anomaly of the upstream, exported in its
+	// caller's trace (default [DefaultSlowRequest]).
+	SlowRequest time.Duration
+	// Logger receives telltale's warnings; nil means slog.Default().
+	Logger *slog.Logger
 }
+
+// DefaultTimeout is the deadline of a request whose caller propagated
+// none: longer than the outages the demo runs (the load's sending time
+// plus 2.5 s: 7.5 s by default), so that the naive gateways, which
+// propagate no deadline, wait for a black hole as long as the outage
+// lasts, as in the incident.
+const DefaultTimeout = time.Minute
+
+// DefaultSlowRequest is the upstream's own slow threshold: below [Slow]'s
+// 400 ms, so that a slow answer is an anomaly on both sides of the call.
+const DefaultSlowRequest = 300 * time.Millisecond
 
 func (c Config) withDefaults() Config {
 	if c.SlowDelay <= 0 {
@@ -72,6 +108,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Items <= 0 {
 		c.Items = 20
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.SlowRequest <= 0 {
+		c.SlowRequest = DefaultSlowRequest
 	}
 	return c
 }
@@ -96,12 +138,16 @@ type Item struct {
 // leaking handler reads only this header and never touches the body.
 const TotalCountHeader = "X-Total-Count"
 
+// ItemsPath is the path every upstream serves its [Document] on.
+const ItemsPath = "/items"
+
 // Server is one upstream service. Its address stays the same across faults,
 // including [Dead], so callers keep calling the same URL.
 type Server struct {
 	name string
 	cfg  Config
 	addr string
+	app  http.Handler // the Echo app, the same across faults
 
 	mu      sync.Mutex
 	fault   Fault
@@ -121,21 +167,80 @@ type Server struct {
 	serving  sync.WaitGroup
 }
 
-// Start listens on an ephemeral port of 127.0.0.1 and serves healthy answers.
+// Start listens on an ephemeral port of 127.0.0.1 and serves healthy
+// answers, as the service name: an Echo app traced by telltale (its
+// server span named "GET /items", in its caller's trace), that takes its
+// caller's deadline from Connect-Timeout-Ms, reports its own slow requests
+// and accounts for leaks, as a second telltale service behind the gateway.
 func Start(name string, cfg Config) (*Server, error) {
+	s := &Server{
+		name:    name,
+		cfg:     cfg.withDefaults(),
+		fault:   Healthy,
+		changed: make(chan struct{}),
+	}
+	var tp trace.TracerProvider
+	if cfg.TracerProvider != nil {
+		var err error
+		if tp, err = cfg.TracerProvider(name); err != nil {
+			return nil, fmt.Errorf("upstream: tracer provider of %s: %w", name, err)
+		}
+	}
+	app, err := s.newApp(tp)
+	if err != nil {
+		return nil, err
+	}
+	s.app = app
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("upstream: listen for %s: %w", name, err)
 	}
-	s := &Server{
-		name:    name,
-		cfg:     cfg.withDefaults(),
-		addr:    ln.Addr().String(),
-		fault:   Healthy,
-		changed: make(chan struct{}),
-	}
+	s.addr = ln.Addr().String()
 	s.serve(ln)
 	return s, nil
+}
+
+// connContextKey keys, in the Echo context, the request's context as it
+// was before the deadline: it ends only when the caller goes away.
+const connContextKey = "upstream.conn"
+
+// newApp builds the Echo app: telltale's Trace, Deadline and Leaks, as a
+// service behind a telltale gateway sets them up.
+func (s *Server) newApp(tp trace.TracerProvider) (http.Handler, error) {
+	traced, err := ttmw.TraceConfig{
+		TracerProvider: tp,
+		// The runner sets no global propagator: the caller's traceparent is
+		// read with W3C trace context, as the gateways send it.
+		Propagators: propagation.TraceContext{},
+		Slow:        s.cfg.SlowRequest,
+		Logger:      s.cfg.Logger,
+	}.ToMiddleware()
+	if err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	deadline, err := ttmw.DeadlineConfig{
+		Timeout: s.cfg.Timeout,
+		// The gateway's transport sends how long it will wait
+		// (WithDeadlinePropagation): the upstream stops when it does.
+		TrustHeader: true,
+	}.ToMiddleware()
+	if err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Use(traced)
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Set(connContextKey, c.Request().Context())
+			return next(c)
+		}
+	})
+	e.Use(deadline)
+	e.Use(ttmw.Leaks())
+	e.GET(ItemsPath, s.serveItems)
+	return e, nil
 }
 
 // Name returns the service name given to [Start].
@@ -220,7 +325,7 @@ func (s *Server) Close() error {
 // serve starts an http.Server on ln. s.mu is held or s is not yet shared.
 func (s *Server) serve(ln net.Listener) {
 	srv := &http.Server{
-		Handler:           http.HandlerFunc(s.handle),
+		Handler:           s.app,
 		ReadHeaderTimeout: 5 * time.Second,
 		ConnState: func(_ net.Conn, st http.ConnState) {
 			switch st {
@@ -247,50 +352,58 @@ func (s *Server) state() (Fault, <-chan struct{}) {
 	return s.fault, s.changed
 }
 
-func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+// serveItems serves [ItemsPath] as the current fault says. A fault that holds
+// the request (slow, black hole) lets go of it when its context ends — the
+// caller went away, or the deadline it propagated passed —, and the
+// deadline middleware answers 504 (or 499). A trickling body keeps
+// trickling until the caller goes away, as a slow network does.
+func (s *Server) serveItems(c echo.Context) error {
 	fault, changed := s.state()
-	ctx := r.Context()
+	ctx := c.Request().Context()
 	switch fault {
 	case Slow:
 		if !wait(ctx, changed, s.cfg.SlowDelay) {
-			return
+			return fmt.Errorf("upstream: %s, slow: %w", s.name, ctx.Err())
 		}
 	case BlackHole:
 		select {
 		case <-ctx.Done():
-			return
+			return fmt.Errorf("upstream: %s, black hole: %w", s.name, ctx.Err())
 		case <-changed:
 		}
+	case Error:
+		return echo.NewHTTPError(http.StatusServiceUnavailable, s.name+" is unavailable")
 	}
 
 	body, items := s.document(fault == Huge)
-	w.Header().Set("Content-Type", "application/json")
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	w.Header().Set(TotalCountHeader, strconv.Itoa(items))
 	// Stream the body like a real service that encodes as it goes: the
 	// headers are flushed first, so the body is chunked and its end arrives
 	// separately, as it does in production.
 	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
-	if flusher != nil {
-		flusher.Flush()
-	}
+	w.Flush()
 	if fault != Trickle {
 		_, _ = w.Write(body)
-		return
+		return nil
+	}
+	conn, _ := c.Get(connContextKey).(context.Context)
+	if conn == nil {
+		conn = ctx
 	}
 	for len(body) > 0 {
 		n := min(s.cfg.TrickleChunk, len(body))
 		if _, err := w.Write(body[:n]); err != nil {
-			return
+			return nil
 		}
 		body = body[n:]
-		if flusher != nil {
-			flusher.Flush()
-		}
-		if len(body) > 0 && !wait(ctx, nil, s.cfg.TrickleInterval) {
-			return
+		w.Flush()
+		if len(body) > 0 && !wait(conn, nil, s.cfg.TrickleInterval) {
+			return nil
 		}
 	}
+	return nil
 }
 
 // document returns the encoded body and its item count; both are built once.

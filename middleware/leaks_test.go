@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -274,5 +276,111 @@ func TestRefusedRequestStaysRefused(t *testing.T) {
 	}
 	if !strings.Contains(samplerLogs.String(), "not in the trace backend") || !strings.Contains(samplerLogs.String(), "refused=2") {
 		t.Errorf("the sampler's summary does not count the 2 refused requests:\n%s", samplerLogs)
+	}
+}
+
+// A flood of one anomaly — a route leaking on every request, 300 requests
+// from 16 clients at once — under the default budget does not hide a rare,
+// different one: a 500 on another route in the middle of the flood is
+// exported, its trace whole, when its request ends; the flood's traces are
+// exported within the budget, and the rest counted, by kind, as refused.
+func TestFloodOfOneAnomalyDoesNotHideAnother(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	tp := sampling.NewTracerProvider(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0)),
+		sampling.WithLogger(slog.New(slog.DiscardHandler)), sampling.WithMeterProvider(mp), sdktrace.WithSpanProcessor(rec))
+	v := newEnvWith(t, rec, tp)
+	v.stack(time.Second, nil)
+	upstream := payloadServer(t)
+	var leakIDs sync.Map
+	v.e.GET("/count", func(c echo.Context) error {
+		leakIDs.Store(trace.SpanContextFromContext(c.Request().Context()).TraceID(), true)
+		req, _ := http.NewRequestWithContext(c.Request().Context(), http.MethodGet, upstream.URL, nil)
+		resp, err := v.client.Do(req) //nolint:bodyclose // the leak under test
+		if err != nil {
+			return err
+		}
+		return c.String(http.StatusOK, resp.Header.Get("Content-Length"))
+	})
+	rare := make(seenIDs, 1)
+	v.e.GET("/feed", func(c echo.Context) error {
+		rare.note(c)
+		return errors.New("the feed's store is down")
+	})
+	v.start(t)
+
+	const floodSize, clients = 300, 16
+	next := make(chan struct{})
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				v.do(t, http.MethodGet, "/count", nil)
+			}
+		}()
+	}
+	for i := range floodSize {
+		if i == floodSize/2 {
+			if code, _ := v.do(t, http.MethodGet, "/feed", nil); code != http.StatusInternalServerError {
+				t.Errorf("/feed answered %d", code)
+			}
+		}
+		next <- struct{}{}
+	}
+	close(next)
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	rareID := (<-rare).TraceID()
+	server := v.exported(t, rareID, 1)[0]
+	if server.Name() != "GET /feed" || server.Status().Code != codes.Error {
+		t.Errorf("the rare anomaly's span: %q %v", server.Name(), server.Status())
+	}
+	// Each request is decided when it ends, which is after its answer.
+	counted := map[string]int64{}
+	eventually(t, "every leaking request to be decided", func() bool {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		clear(counted)
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if m.Name != vocab.MetricAnomalyTracesDropped && m.Name != vocab.MetricAnomalyTracesExported {
+					continue
+				}
+				for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+					kind, _ := dp.Attributes.Value(vocab.AttrAnomalyKind)
+					counted[m.Name+" "+kind.Emit()] += dp.Value
+				}
+			}
+		}
+		return counted[vocab.MetricAnomalyTracesDropped+" leak"]+counted[vocab.MetricAnomalyTracesExported+" leak"] >= floodSize
+	})
+	floodExported := map[trace.TraceID]bool{}
+	for _, s := range rec.Ended() {
+		if _, ok := leakIDs.Load(s.SpanContext().TraceID()); ok {
+			floodExported[s.SpanContext().TraceID()] = true
+		}
+	}
+	exported, refused := len(floodExported), counted[vocab.MetricAnomalyTracesDropped+" leak"]
+	t.Logf("%d leaking requests in %s: %d traces exported, %d refused; the rare 500: exported; metrics %v",
+		floodSize, elapsed.Round(time.Millisecond), exported, refused, counted)
+	// The default budget: a second's worth at once, 10 a second more while
+	// the flood lasts, and the reserve's one for a new anomaly; two more
+	// for the requests decided just after the last answer.
+	if limit := int(10*(elapsed.Seconds()+1)) + 3; exported > limit || exported == 0 {
+		t.Errorf("%d flood traces exported in %s, want 1 to %d", exported, elapsed, limit)
+	}
+	if int64(exported)+refused != floodSize {
+		t.Errorf("%d exported + %d refused, want the %d leaking requests each decided once", exported, refused, floodSize)
+	}
+	if counted[vocab.MetricAnomalyTracesExported+" 5xx"] != 1 {
+		t.Errorf("the rare 500 counted as %v", counted)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -563,6 +564,93 @@ func TestUnsampledEventsAreBounded(t *testing.T) {
 	}
 	if got := mustAttr(t, server, vocab.AttrReplayEventsDropped).AsInt64(); got != reports-128 {
 		t.Errorf("%s = %d, want %d", vocab.AttrReplayEventsDropped, got, reports-128)
+	}
+}
+
+// A long unsampled request — a stream polling an upstream — holds the
+// same memory after 20 000 healthy calls as after 1 000: past MaxCalls,
+// it keeps nothing more per call.
+func TestLongUnsampledRequestHoldsBoundedMemory(t *testing.T) {
+	v := newUnsampledEnv(t)
+	v.stack(time.Minute, nil)
+	tr := transport.New(memoryUpstream{}, transport.WithTracerProvider(v.tp), transport.WithLogger(slog.New(slog.DiscardHandler)))
+	t.Cleanup(func() { _ = tr.Close() })
+	client := tr.Client()
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	var grown int64
+	v.e.GET("/stream", func(c echo.Context) error {
+		poll := func(n int) {
+			for range n {
+				req, _ := http.NewRequestWithContext(c.Request().Context(), http.MethodGet, "http://articles.internal/items", nil)
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+			}
+		}
+		poll(1000)
+		before := heap()
+		poll(19_000)
+		grown = int64(heap()) - int64(before)
+		return c.NoContent(http.StatusOK)
+	})
+	v.start(t)
+	v.do(t, http.MethodGet, "/stream", nil)
+	t.Logf("%d bytes more held after 19 000 more healthy calls", grown)
+	if grown > 64<<10 {
+		t.Errorf("the request holds %d bytes more after 19 000 more healthy calls (%.1f a call): it keeps something per call", grown, float64(grown)/19_000)
+	}
+}
+
+// The calls a request's detached work makes after the request was
+// exported are replayed into its trace within the same bound as the
+// request's own: 128 client spans, not one per call for as long as the
+// work goes on.
+func TestCallsAfterTheExportAreBounded(t *testing.T) {
+	v := newUnsampledEnv(t)
+	v.stack(time.Minute, nil)
+	tr := transport.New(memoryUpstream{}, transport.WithTracerProvider(v.tp), transport.WithLogger(slog.New(slog.DiscardHandler)))
+	t.Cleanup(func() { _ = tr.Close() })
+	client := tr.Client()
+	seen := make(seenIDs, 1)
+	detached := make(chan context.Context, 1)
+	v.e.GET("/fail", func(c echo.Context) error {
+		seen.note(c)
+		detached <- context.WithoutCancel(c.Request().Context())
+		return c.NoContent(http.StatusBadGateway)
+	})
+	v.start(t)
+	v.do(t, http.MethodGet, "/fail", nil)
+	id := (<-seen).TraceID()
+	v.exported(t, id, 1) // the server span: the request was exported
+	ctx := <-detached
+	const calls = 300
+	for range calls {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://articles.internal/items", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	n := 0
+	for _, s := range v.rec.Ended() {
+		if s.SpanContext().TraceID() == id && s.SpanKind() == trace.SpanKindClient {
+			n++
+		}
+	}
+	const bound = 128 // the client spans of a replayed trace, as the README says
+	if n != bound {
+		t.Errorf("%d of the %d calls after the export replayed, want %d", n, calls, bound)
 	}
 }
 

@@ -103,19 +103,21 @@ func (t *Transport) endCall(rec *record, e *ending, endSpan bool) {
 		leak := *e.leak
 		log = func(inBackend bool) { t.warnings.leaked(leak, t.cfg.name, inBackend) }
 	}
-	switch {
-	case rec.request != nil && rec.request.Replayable():
-		rec.request.CallEnded(&c)
-		rec.request.DeferLog(func(inBackend bool) {
-			if inBackend { // a refusal is summarised by the sampler, per kind of anomaly
-				log(true)
-			}
-		})
-		return
-	case rec.request != nil:
-		rec.request.CallEnded(&c) // what it tells the request: a failure, an anomaly
+	if rec.request != nil {
+		// What it tells the request: a failure, an anomaly; and the call
+		// itself, for the request's replay, unless its span is recorded
+		// live or is not its own.
+		rec.request.CallEnded(&c, rec.ownSpan && !rec.recording)
 	}
 	switch {
+	case rec.request != nil && rec.request.Replayable() && rec.ownSpan && !rec.recording:
+		if e.leak != nil {
+			rec.request.DeferLog(func(inBackend bool) {
+				if inBackend { // a refusal is summarised by the sampler, per kind of anomaly
+					log(true)
+				}
+			})
+		}
 	case rec.replay != nil && c.Anomalous():
 		parent := trace.SpanContextFromContext(rec.Context)
 		if anomaly.ReplayCall(rec.replay, rec.Context, parent, &c) == anomaly.Recorded {

@@ -26,6 +26,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/goleak"
 
 	"github.com/telltale-go/telltale/internal/server"
@@ -714,6 +715,65 @@ func TestUnsampledAnomalyIsExportedWhole(t *testing.T) {
 					if r, _ := attr(c, vocab.AttrReplayed); !r.AsBool() {
 						t.Errorf("client span %q not marked telltale.replayed", c.Name())
 					}
+				}
+			})
+		}
+	})
+}
+
+// A request's calls through a transport on another tracer provider: one
+// without tracing (a no-op provider, as the global one is before any is
+// set), whose spans are their parent's; or one that samples every call, so
+// that its spans are exported live. The server span of the unsampled,
+// failed request is exported, degraded, with no client span under it from
+// the replay: none with the server span's ids, and the live one once.
+func TestCallsThroughATransportOnAnotherProvider(t *testing.T) {
+	down := refusedURL(t)
+	forEach(t, func(t *testing.T, a adapter) {
+		for _, other := range []string{"no-op", "sampling every call"} {
+			t.Run(other, func(t *testing.T) {
+				otherRec := tracetest.NewSpanRecorder()
+				var tp trace.TracerProvider = noop.NewTracerProvider()
+				if other != "no-op" {
+					sdk := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(otherRec))
+					t.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+					tp = sdk
+				}
+				v := newEnv(t, a, sampleNone, transport.WithTracerProvider(tp))
+				seen := make(seenIDs, 1)
+				v.serve(t, stack{}, route{http.MethodGet, "/things/{id}", func(ctx context.Context) (reply, error) {
+					seen.note(ctx)
+					_ = fetch(ctx, v.client, down)
+					return reply{http.StatusOK, "partial"}, nil
+				}})
+				if got := v.do(t, http.MethodGet, "/things/1", nil); got.code != http.StatusOK {
+					t.Fatalf("status %d %q", got.code, got.body)
+				}
+				sc := receive(t, seen, "the handler's span context")
+				v.waitServed(t, 1)
+				s, _ := v.traceOf(t, sc.TraceID(), 0)
+				if d, _ := attr(s, vocab.AttrDegraded); !d.AsBool() {
+					t.Error("the answer of a request whose call failed is not marked degraded")
+				}
+				for _, c := range v.rec.Ended() {
+					if c.SpanKind() == trace.SpanKindClient {
+						t.Errorf("a client span %q was replayed (id %s, the server span's %s, under %s)", c.Name(), c.SpanContext().SpanID(), s.SpanContext().SpanID(), c.Parent().SpanID())
+					}
+				}
+				if other == "no-op" {
+					return
+				}
+				n := 0
+				for _, c := range otherRec.Ended() {
+					if c.SpanKind() == trace.SpanKindClient {
+						n++
+						if c.Parent().SpanID() != s.SpanContext().SpanID() {
+							t.Errorf("the live client span is under %s, not the server span %s", c.Parent().SpanID(), s.SpanContext().SpanID())
+						}
+					}
+				}
+				if n != 1 {
+					t.Errorf("%d live client spans, want 1", n)
 				}
 			})
 		}

@@ -19,7 +19,9 @@ const (
 	MaxAttributes = 128
 	// MaxCalls is how many client spans a request keeps for a replay; past
 	// it, healthy calls make way for anomalous ones, and the calls left out
-	// are counted on the server span.
+	// are counted on the server span. Calls that end after the request was
+	// exported (its detached work) are replayed on their own within the
+	// same bound, and as many again for anomalous ones.
 	MaxCalls = 128
 )
 

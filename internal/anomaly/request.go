@@ -52,6 +52,7 @@ type Request struct {
 	events       events
 	calls        []Call
 	droppedCalls int
+	replayed     int // calls exported so far
 	late         []func(base context.Context, d *Decision, parent trace.SpanContext)
 	logs         []func(inBackend bool)
 	code         codes.Code // the status telltale set, over otelhttp's
@@ -202,9 +203,13 @@ func (r *Request) FailedCall() bool {
 
 // CallEnded takes a call of the request that ended: its failure and its
 // anomalies count for the request, and, when the request is kept for a
-// replay, the call is kept with it — or exported at once, if the request
-// already was, or if it ended before this anomalous call did.
-func (r *Request) CallEnded(c *Call) {
+// replay and keep is true, the call is kept with it — or exported at once,
+// if the request already was, or if it ended before this anomalous call
+// did. keep is false for a call whose span something else records (a
+// provider other than the request's sampled it) or that has no span of
+// its own (a no-op tracer's): replaying it would export it twice, or with
+// the server span's ids.
+func (r *Request) CallEnded(c *Call, keep bool) {
 	for _, sig := range c.Anomalies {
 		r.decision.addSignature(sig)
 	}
@@ -221,17 +226,28 @@ func (r *Request) CallEnded(c *Call) {
 	}
 	switch r.state {
 	case stateDone:
+		// After the export, a call is replayed on its own, within the
+		// bound: MaxCalls in all, and as many again for anomalous ones.
+		// Past it, it is lost: the server span, exported, cannot count it.
+		replay := keep && r.replayed < MaxCalls || keep && c.Anomalous() && r.replayed < 2*MaxCalls
+		if replay {
+			r.replayed++
+		}
 		r.mu.Unlock()
-		if r.decision.Admitted() {
+		if replay && r.decision.Admitted() {
 			c.replay(r.tracer, r.replayBase(), &r.decision, r.self)
 		}
 		return
 	case stateExporting:
-		r.keepCall(c)
+		if keep {
+			r.keepCall(c)
+		}
 		r.mu.Unlock()
 		return
 	}
-	r.keepCall(c)
+	if keep {
+		r.keepCall(c)
+	}
 	export := r.ended && c.Anomalous()
 	if export {
 		r.state = stateExporting
@@ -242,10 +258,11 @@ func (r *Request) CallEnded(c *Call) {
 	}
 }
 
-// keepCall keeps c, within MaxCalls: past it, an anomalous call takes the
-// place of a healthy one. r.mu is held.
+// keepCall keeps c, within MaxCalls for the request, those exported
+// already included: past it, an anomalous call takes the place of a
+// healthy one. r.mu is held.
 func (r *Request) keepCall(c *Call) {
-	if len(r.calls) < MaxCalls {
+	if len(r.calls)+r.replayed < MaxCalls {
 		if r.calls == nil {
 			r.calls = make([]Call, 0, 4)
 		}
@@ -390,6 +407,7 @@ func (r *Request) export() Outcome {
 		r.mu.Lock()
 		calls, late := r.calls, r.late
 		r.calls, r.late = nil, nil
+		r.replayed += len(calls)
 		if len(calls) == 0 && len(late) == 0 {
 			// Exported or refused: a monitor's history keeps the ids only.
 			r.state = stateDone

@@ -17,28 +17,32 @@ import (
 )
 
 // budget admits anomaly traces within a budget that is fair to rare
-// anomalies, in the manner of a rare sampler. A trace is admitted from the
-// main bucket (perSecond a second, as deep as a second's worth) while it
-// has tokens; when it is empty, a trace with an anomaly not exported in
-// the last second — by its signature: route, kind, call site or upstream —
-// is admitted from a reserve of as many again. So a flood of one anomaly
-// spends the main bucket, and every other anomaly still gets its first
-// trace exported at once, then one a second. The state per signature is
-// bounded and forgets signatures unseen for a while.
+// anomalies, in the manner of a rare sampler. One bucket holds the
+// budget: perSecond tokens a second, as deep as a second's worth, so that
+// no more than that is ever exported. Its lower half is kept for rare
+// anomalies — those not exported in the last second, by their signature:
+// route, kind, call site or upstream: a trace of an anomaly exported
+// recently is admitted only while the bucket holds more than that half.
+// So a flood of one anomaly spends what is above the half, and every
+// other anomaly still gets its first trace exported at once, then one a
+// second, first in line for the refill. The state per signature is bounded
+// and forgets signatures unseen for a while; past the bound, new
+// signatures share one state, rare once a second together.
 type budget struct {
 	perSecond float64
+	kept      float64 // the tokens only rare anomalies may take
 	logger    *slog.Logger
 	exported  metric.Int64Counter
 	dropped   metric.Int64Counter
 
-	mu      sync.Mutex
-	tokens  float64
-	reserve float64
-	last    time.Time
-	sigs    map[anomaly.Signature]*signatureState
-	summary *time.Timer // logs the refused counts
-	since   time.Time   // the first refusal the next summary covers
-	closed  bool
+	mu       sync.Mutex
+	tokens   float64
+	last     time.Time
+	sigs     map[anomaly.Signature]*signatureState
+	overflow signatureState // the state of the signatures past the bound
+	summary  *time.Timer    // logs the refused counts
+	since    time.Time      // the first refusal the next summary covers
+	closed   bool
 }
 
 // signatureState is what the budget remembers of one signature.
@@ -51,7 +55,7 @@ type signatureState struct {
 
 const (
 	// rareAfter is how long after its last export an anomaly counts as
-	// rare again, and is admitted from the reserve.
+	// rare again, and may take the tokens kept for rare anomalies.
 	rareAfter = time.Second
 	// maxSignatures bounds the signatures remembered; forgetAfter is how
 	// long one unseen is kept when room is needed.
@@ -65,7 +69,10 @@ const (
 
 func (b *budget) init(cfg config) {
 	b.perSecond = float64(cfg.perSecond)
-	b.tokens, b.reserve = b.perSecond, b.perSecond
+	b.tokens = b.perSecond
+	// Half, in whole traces: a budget of one keeps none, a flood and a
+	// rare anomaly then share it first come, first served.
+	b.kept = float64(cfg.perSecond / 2)
 	b.logger = cfg.logger
 	b.sigs = make(map[anomaly.Signature]*signatureState)
 	m := cfg.meterProvider.Meter(version.SamplingScope, metric.WithInstrumentationVersion(version.Version))
@@ -75,6 +82,9 @@ func (b *budget) init(cfg config) {
 
 // unknown is the signature of a replay whose request named none.
 var unknown = []anomaly.Signature{{Kind: "unknown"}}
+
+// overflowSignature names, in the summary, the signatures past the bound.
+var overflowSignature = anomaly.Signature{Kind: "any", Site: "one of the signatures past the 4096 the budget tells apart"}
 
 // admit decides whether a trace with the anomalies sigs is exported, and,
 // if it is, how many traces like it were refused since the last export of
@@ -86,9 +96,7 @@ func (b *budget) admit(sigs []anomaly.Signature) (bool, int64) {
 	now := time.Now()
 	b.mu.Lock()
 	if !b.last.IsZero() {
-		refill := now.Sub(b.last).Seconds() * b.perSecond
-		b.tokens = min(b.perSecond, b.tokens+refill)
-		b.reserve = min(b.perSecond, b.reserve+refill)
+		b.tokens = min(b.perSecond, b.tokens+now.Sub(b.last).Seconds()*b.perSecond)
 	}
 	b.last = now
 	var buf [8]*signatureState
@@ -100,19 +108,19 @@ func (b *budget) admit(sigs []anomaly.Signature) (bool, int64) {
 		states = append(states, st)
 		rare = rare || now.Sub(st.lastExport) >= rareAfter
 	}
-	ok := false
-	switch {
-	case b.tokens >= 1:
-		b.tokens--
-		ok = true
-	case rare && b.reserve >= 1:
-		b.reserve--
-		ok = true
+	floor := b.kept
+	if rare {
+		floor = 0
 	}
+	ok := b.tokens >= 1+floor
 	var similar int64
 	if ok {
+		b.tokens--
+		// How many traces like this one were refused since the last
+		// export of one: each refused trace counted once, under every
+		// anomaly it had, so the most any of them counts.
 		for _, st := range states {
-			similar += st.similar
+			similar = max(similar, st.similar)
 			st.similar, st.lastExport = 0, now
 		}
 	} else {
@@ -147,10 +155,11 @@ func (b *budget) state(sig anomaly.Signature, now time.Time) *signatureState {
 			}
 		}
 	}
-	st := &signatureState{}
-	if len(b.sigs) < maxSignatures {
-		b.sigs[sig] = st
+	if len(b.sigs) >= maxSignatures {
+		return &b.overflow
 	}
+	st := &signatureState{}
+	b.sigs[sig] = st
 	return st
 }
 
@@ -168,6 +177,10 @@ func (b *budget) summarize() {
 			lines = append(lines, line{sig, st.refused})
 			st.refused = 0
 		}
+	}
+	if b.overflow.refused > 0 {
+		lines = append(lines, line{overflowSignature, b.overflow.refused})
+		b.overflow.refused = 0
 	}
 	since := b.since
 	b.summary = nil

@@ -32,9 +32,10 @@
 // failure. It is fair: an anomaly — a route, a kind (leak, failed or slow
 // upstream, 5xx, deadline, caller gave up, slow request, orphan, reported)
 // and where it happened (the line, the upstream) — not exported in the last
-// second is admitted from a reserve as large as the budget, so that a flood
-// of one anomaly cannot hide a rare one: every distinct anomaly has its
-// first trace exported at once. An exported trace says on its server span
+// second may take the half of the budget kept for such rare anomalies,
+// which an anomaly exported more recently may not: a flood of one anomaly
+// cannot hide a rare one, and every distinct anomaly has its first trace
+// exported at once, all within the budget, which is a ceiling. An exported trace says on its server span
 // how many like it were refused since the previous one
 // (telltale.replay.similar_refused). The decision is taken once per
 // request and holds for every span of it, however late it comes. Refused

@@ -54,10 +54,11 @@ func newConfig(opts []Option) config {
 // default, [DefaultBudget] (10 a second), gives an operator hundreds of
 // examples a minute of each failure while capping what an outage, in which
 // every request is anomalous, adds to the trace pipeline. The budget is
-// fair: an anomaly not exported in the last second (a new route failing, a
-// new line leaking) is admitted from a reserve of as many again, so that a
-// flood of one anomaly cannot hide a rare one. Values below one are
-// ignored.
+// fair, within that ceiling: half of it is kept for anomalies not exported
+// in the last second (a new route failing, a new line leaking), so that a
+// flood of one anomaly — which gets the other half at once, then the whole
+// refill — cannot hide a rare one. Values below one are ignored; a budget
+// of one keeps nothing for rare anomalies.
 func WithBudget(tracesPerSecond int) Option {
 	return option("WithBudget", func(c *config) {
 		if tracesPerSecond > 0 {

@@ -134,7 +134,7 @@ func TestReplayedSpansKeepTheirIdentity(t *testing.T) {
 // however late it comes and however many traces were decided meanwhile,
 // and counted once; every span of an admitted one is admitted.
 func TestARequestIsDecidedOnce(t *testing.T) {
-	e := newEnv(t, sampling.WithBudget(2))
+	e := newEnv(t, sampling.WithBudget(4))
 	tracer := e.tp.Tracer("replay")
 	type request struct {
 		root trace.SpanContext
@@ -150,10 +150,11 @@ func TestARequestIsDecidedOnce(t *testing.T) {
 			span.End()
 		}
 	}
-	// 2 from the budget; the third is refused: the anomaly was exported
-	// less than a second ago, so the reserve does not admit it.
+	// 2 of the budget of 4: the first, rare, and the second, above the
+	// half kept for rare anomalies; the third is refused: the anomaly was
+	// exported less than a second ago, so the kept half does not admit it.
 	if exported != 2 {
-		t.Fatalf("%d of 4 requests exported with a budget of 2", exported)
+		t.Fatalf("%d of 4 requests exported with a budget of 4", exported)
 	}
 	for range 10_000 { // an outage: many other anomalous traces
 		e.replay(t, leak)
@@ -205,6 +206,84 @@ func TestBudgetIsFairToRareAnomalies(t *testing.T) {
 	}
 }
 
+// The budget is a ceiling: an outage on 40 routes at once, every one of
+// them rare in turn, exports no more than the budget a second, its burst
+// of one second's worth aside.
+func TestBudgetIsACeiling(t *testing.T) {
+	e := newEnv(t, sampling.WithBudget(10))
+	start := time.Now()
+	admitted := 0
+	for time.Since(start) < 2*time.Second {
+		for i := range 40 {
+			if e.replay(t, anomaly.Signature{Route: fmt.Sprintf("GET /r%d", i), Kind: anomaly.KindServerError, Site: "500"}) {
+				admitted++
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	t.Logf("%d of the outage's traces exported in %s with WithBudget(10)", admitted, elapsed.Round(time.Millisecond))
+	if limit := int(10*elapsed.Seconds()) + 10 + 1; admitted > limit {
+		t.Errorf("%d exported in %s with a budget of 10 a second: over %d", admitted, elapsed, limit)
+	}
+}
+
+// A trace refused with several anomalies at once (a 504: the deadline, the
+// 5xx, the upstream that failed) counts once in the next export's
+// similar_refused.
+func TestSimilarRefusedCountsEachTraceOnce(t *testing.T) {
+	e := newEnv(t, sampling.WithBudget(1))
+	sigs := []anomaly.Signature{
+		{Route: "GET /feed", Kind: anomaly.KindDeadline},
+		{Route: "GET /feed", Kind: anomaly.KindServerError, Site: "504"},
+		{Route: "GET /feed", Kind: anomaly.KindUpstreamFailed, Site: "ads"},
+	}
+	tracer := e.tp.Tracer("replay")
+	refused := 0
+	for range 10 {
+		span, o := anomaly.Start(tracer, nil, anomaly.NewDecision(sigs...), trace.SpanContext{}, dropped(t, e.tp, context.Background()), "s")
+		if o == anomaly.Refused {
+			refused++
+		} else if span != nil {
+			span.End()
+		}
+	}
+	time.Sleep(1100 * time.Millisecond)
+	d := anomaly.NewDecision(sigs...)
+	span, o := anomaly.Start(tracer, nil, d, trace.SpanContext{}, dropped(t, e.tp, context.Background()), "s")
+	if o != anomaly.Recorded {
+		t.Fatal(o)
+	}
+	span.End()
+	if refused != 9 || d.SimilarRefused() != int64(refused) {
+		t.Errorf("similar refused = %d, and %d traces like it were refused (want 9)", d.SimilarRefused(), refused)
+	}
+}
+
+// Past the 4096 signatures the budget tells apart, new ones share one
+// state: a flood of distinct anomalies (reasons with ids in them) is rare
+// once a second together, and cannot spend the half kept for the rare
+// anomalies it remembers.
+func TestTooManySignaturesCannotSpendTheKeptHalf(t *testing.T) {
+	e := newEnv(t, sampling.WithBudget(10))
+	for i := range 4096 {
+		e.replay(t, anomaly.Signature{Route: "GET /r", Kind: anomaly.KindReported, Site: fmt.Sprint("known ", i)})
+	}
+	time.Sleep(1100 * time.Millisecond) // the bucket refilled; every known anomaly is rare again
+	overflow := 0
+	for i := range 20 {
+		if e.replay(t, anomaly.Signature{Route: "GET /r", Kind: anomaly.KindReported, Site: fmt.Sprint("new ", i)}) {
+			overflow++
+		}
+	}
+	if overflow > 5 {
+		t.Errorf("%d of 20 new anomalies past the bound admitted with a budget of 10: they spent the kept half", overflow)
+	}
+	if !e.replay(t, anomaly.Signature{Route: "GET /r", Kind: anomaly.KindReported, Site: "known 7"}) {
+		t.Error("a remembered rare anomaly was refused after a flood of new ones past the bound")
+	}
+}
+
 // Refusals are summed up per kind of anomaly, in one log line each, saying
 // that those traces are not in the trace backend; the provider's Shutdown
 // writes the last summary.
@@ -241,11 +320,11 @@ func TestBudgetRefills(t *testing.T) {
 			n++
 		}
 	}
-	// 100 from the bucket, 1 from the reserve (the anomaly is new).
-	if n < 100 || n > 110 {
+	// The first, rare, and the 49 above the half kept for rare anomalies.
+	if n < 50 || n > 55 {
 		t.Errorf("%d of 200 admitted at once with a budget of 100", n)
 	}
-	time.Sleep(50 * time.Millisecond) // about 5 tokens
+	time.Sleep(50 * time.Millisecond) // about 5 tokens, above the kept half
 	if !e.replay(t, leak) {
 		t.Error("nothing admitted after the budget refilled")
 	}
@@ -266,7 +345,9 @@ func TestOptionsGoToNewTracerProvider(t *testing.T) {
 			span.End()
 		}
 	}
-	if admitted < 50 || admitted > 52 {
+	// Half of it, the other half kept for anomalies not seen in the last
+	// second.
+	if admitted < 25 || admitted > 27 {
 		t.Errorf("%d of 60 admitted with WithBudget(50)", admitted)
 	}
 

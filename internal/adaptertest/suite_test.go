@@ -427,6 +427,14 @@ func TestDeadlineAnswers504WhenUpstreamBlackHoles(t *testing.T) {
 		if s.Status().Code != codes.Error || !strings.HasPrefix(s.Status().Description, "request deadline of 200ms exceeded") {
 			t.Errorf("server span status %v, want Error, saying the deadline first", s.Status())
 		}
+		// The exception is the error the handler met, the same behind
+		// every adapter — not a framework's wrapper, nor an adapter's own
+		// type.
+		if exc := events(s, "exception"); len(exc) != 1 {
+			t.Errorf("%d exception events, want 1", len(exc))
+		} else if typ, _ := testkit.AttrOf(exc[0].Attributes, "exception.type"); typ.AsString() != "context.deadlineExceededError" {
+			t.Errorf("exception.type = %q, want the handler's error, context.deadlineExceededError", typ.AsString())
+		}
 		client := v.clientSpan(t)
 		if et := mustAttr(t, client, "error.type").AsString(); et != vocab.ErrorDeadlineExceeded {
 			t.Errorf("client span error.type = %q, want %s", et, vocab.ErrorDeadlineExceeded)

@@ -210,7 +210,7 @@ func (r *request) recordError(err error) {
 	msg := Sentence(err, r.t.cfg.Errors)
 	r.SetAttributes(semconv.ErrorTypeKey.String(r.t.errorType(err)))
 	r.AddEvent(semconv.ExceptionEventName, time.Now(),
-		semconv.ExceptionType(fmt.Sprintf("%T", err)), semconv.ExceptionMessage(msg))
+		semconv.ExceptionType(exceptionType(err, r.t.cfg.Errors)), semconv.ExceptionMessage(msg))
 	r.errMsg = msg
 }
 
@@ -267,6 +267,28 @@ func (t *Trace) errorType(err error) string {
 			}
 			return "http_" + strconv.Itoa(status)
 		}
+	}
+	return fmt.Sprintf("%T", err)
+}
+
+// exceptionType is the Go type of the error a handler met: the innermost
+// of err's chain, through a framework's HTTP error (read by decode) and
+// the wrappers fmt.Errorf and the adapters add — so that the same failure
+// reads the same behind every adapter, and a wrapper's type never stands
+// for it.
+func exceptionType(err error, decode ErrorDecoder) string {
+	for range 32 { // a chain deeper than this is a cycle
+		if decode != nil {
+			if _, _, cause, ok := decode(err); ok && cause != nil {
+				err = cause
+				continue
+			}
+		}
+		next := errors.Unwrap(err)
+		if next == nil {
+			break
+		}
+		err = next
 	}
 	return fmt.Sprintf("%T", err)
 }

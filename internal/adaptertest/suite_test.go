@@ -788,6 +788,52 @@ func TestCallsThroughATransportOnAnotherProvider(t *testing.T) {
 	})
 }
 
+// Orphans of unsampled requests past a check's MaxReports are reported by
+// the next check, their requests exported: none is lost for having waited.
+func TestOrphansPastMaxReportsAreReportedLater(t *testing.T) {
+	forEach(t, func(t *testing.T, a adapter) {
+		v := newEnv(t, a, sampleNone)
+		mon := a.newMonitor(server.GoroutineMonitorConfig{TracerProvider: v.tp, Interval: time.Second, Grace: time.Second, MaxReports: 1})
+		clock := &fakeClock{now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+		server.SetMonitorClock(mon, clock.Now)
+		release := make(chan struct{})
+		var done sync.WaitGroup
+		t.Cleanup(func() { close(release); done.Wait() })
+		started := make(chan struct{}, 2)
+		v.serve(t, stack{monitor: mon}, route{http.MethodGet, "/fire/{id}", func(ctx context.Context) (reply, error) {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				started <- struct{}{}
+				<-release
+			}()
+			return reply{http.StatusAccepted, ""}, nil
+		}})
+		for range 2 {
+			v.do(t, http.MethodGet, "/fire/1", nil)
+			receive(t, started, "the goroutine")
+		}
+		v.waitServed(t, 2)
+		for range 2 {
+			clock.Advance(2 * time.Second)
+			mon.Check()
+		}
+		var orphans []sdktrace.ReadOnlySpan
+		testkit.Eventually(t, "both orphans exported", func() bool {
+			orphans = orphans[:0]
+			for _, s := range v.rec.Ended() {
+				if s.Name() == vocab.SpanGoroutineOrphaned {
+					orphans = append(orphans, s)
+				}
+			}
+			return len(orphans) == 2
+		})
+		if orphans[0].SpanContext().TraceID() == orphans[1].SpanContext().TraceID() {
+			t.Error("both orphans in one trace, want one in each request's")
+		}
+	})
+}
+
 // The replayed trace of a request reads as its sampled trace: the same
 // server span and the same client spans — names, kinds, statuses,
 // attributes, events — ids, times and the replay mark aside. Both runs are

@@ -406,6 +406,7 @@ func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 	var orphans []OrphanedGoroutine
 	seen := make(map[string]bool)
 	reports := 0
+	var held map[uint64]bool // requests with an orphan not reported yet
 	ours := func(labels map[string]string) bool { return labels[labelMonitor] == m.id }
 	for _, g := range goroutines.Parse(buf.Bytes(), ours) {
 		if !m.runsApp(g) || m.ignored(g) {
@@ -423,10 +424,19 @@ func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 		orphans = append(orphans, o)
 		key := o.Request + "\x00" + o.Stack
 		seen[o.Request] = true
-		if !m.reported[key] && reports < m.maxReports {
+		switch {
+		case m.reported[key]:
+		case reports < m.maxReports:
 			m.report(o, info, now)
 			reports++
 			m.reported[key] = true
+		default:
+			// Held back by MaxReports: reported by a later check, which
+			// needs what the request keeps to export it.
+			if held == nil {
+				held = make(map[uint64]bool)
+			}
+			held[id] = true
 		}
 	}
 	for key := range m.reported {
@@ -435,20 +445,21 @@ func (m *GoroutineMonitor) Check() []OrphanedGoroutine {
 		}
 	}
 	m.orphans = orphans
-	m.forgetReplays(now)
+	m.forgetReplays(now, held)
 	return slices.Clone(orphans)
 }
 
 // forgetReplays lets go of what the requests ended more than Grace before
 // the check at now keep to be exported: this check found their orphans, if
 // they had any, and a goroutine that was not running now cannot become
-// one of theirs. Their ids and routes stay in the history.
-func (m *GoroutineMonitor) forgetReplays(now time.Time) {
+// one of theirs — but for the requests held, whose orphans MaxReports
+// held back for a later check. Their ids and routes stay in the history.
+func (m *GoroutineMonitor) forgetReplays(now time.Time, held map[uint64]bool) {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
 		for id, info := range s.ended {
-			if info.req != nil && now.Sub(info.ended) >= m.grace {
+			if info.req != nil && now.Sub(info.ended) >= m.grace && !held[id] {
 				info.req = nil
 				s.ended[id] = info
 			}

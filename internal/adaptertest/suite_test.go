@@ -1077,3 +1077,31 @@ func TestDeliberateCancellationIsNotExported(t *testing.T) {
 		}
 	})
 }
+
+// Whether a caller gave up is judged by when it went away, not by when the
+// handler returned: a caller that canceled at once is no caller that gave
+// up at its deadline, though the handler, after it, ran a fallback until
+// past that deadline's tolerance.
+func TestCancellationIsJudgedWhenTheCallerWent(t *testing.T) {
+	forEach(t, func(t *testing.T, a adapter) {
+		v := newEnv(t, a, sampleAll)
+		entered := make(chan struct{}, 1)
+		v.serve(t, stack{timeout: 5 * time.Second, trustHeader: true}, route{http.MethodGet, "/wait", func(ctx context.Context) (reply, error) {
+			entered <- struct{}{}
+			<-ctx.Done()                       // the caller cancels at once
+			time.Sleep(560 * time.Millisecond) // a fallback, past 600 ms less its 60 ms tolerance
+			return reply{}, ctx.Err()
+		}})
+		v.abandon(t, "/wait", http.Header{connectTimeout: {"600"}}, entered)
+		s := v.serverSpan(t, a.spanName(http.MethodGet, "/wait"))
+		if !mustAttr(t, s, vocab.AttrClientGone).AsBool() {
+			t.Error("the server span does not say the client went away")
+		}
+		if g, ok := attr(s, vocab.AttrCallerGaveUp); ok && g.AsBool() {
+			t.Errorf("a caller that canceled at once is marked %s", vocab.AttrCallerGaveUp)
+		}
+		if an, ok := attr(s, vocab.AttrAnomaly); ok && an.AsBool() {
+			t.Error("a deliberate cancellation is marked telltale.anomaly")
+		}
+	})
+}

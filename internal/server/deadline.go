@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -128,7 +129,14 @@ type DeadlineRun struct {
 type deadlineRequest struct {
 	ctx lazyctx.Context
 	req http.Request
+	// For a deadline the caller propagated: when the client went away
+	// (Unix nanoseconds; zero while it has not), noted by watch.
+	gone  atomic.Int64
+	watch func() bool // stops watching
 }
+
+// noteGone notes when the client went away.
+func (dr *deadlineRequest) noteGone() { dr.gone.Store(time.Now().UnixNano()) }
 
 type deadlineRequestKey struct{}
 
@@ -150,6 +158,12 @@ func (d *Deadline) Begin(r *http.Request, route string, fromFunc time.Duration) 
 	dr.ctx.InitDeadline(run.parent, run.deadline, deadlineRequestKey{}, dr)
 	dr.req = *r.WithContext(&dr.ctx)
 	run.dr, run.ctx = dr, &dr.ctx
+	if run.timeout.source == sourceHeader || run.timeout.source == sourceEnvoy {
+		// Whether a client that goes away gave up at the deadline it
+		// propagated or canceled before it depends on when it went, which
+		// the handler may learn long after.
+		dr.watch = context.AfterFunc(run.parent, dr.noteGone)
+	}
 	return &dr.req, run
 }
 
@@ -219,6 +233,10 @@ func (run *DeadlineRun) End(failed, committed bool, err error, route string) Res
 // handler that panics. Later calls do nothing.
 func (run *DeadlineRun) Release() {
 	if run.dr != nil {
+		if run.dr.watch != nil {
+			run.dr.watch()
+			run.dr.watch = nil
+		}
 		run.dr.ctx.End(nil)
 	}
 }
@@ -309,15 +327,20 @@ func (run *DeadlineRun) record(res Result, overrun, budget time.Duration) {
 // callerGaveUp reports whether the client that went away did so at or
 // after the deadline it propagated (Connect-Timeout-Ms): it gave up
 // waiting, which is an anomaly of this request (Envoy gives up at the
-// route timeout it announced, likewise). Its deadline, counted from
-// its side, comes before this request's by the time the request took to
-// arrive, hence a tolerance of a tenth of the budget (at least 5 ms).
+// route timeout it announced, likewise) — judged by when it went, not by
+// when the handler returned. Its deadline, counted from its side, comes
+// before this request's by the time the request took to arrive, hence a
+// tolerance of a tenth of the budget (at least 5 ms).
 func (run *DeadlineRun) callerGaveUp() bool {
-	if run.timeout.source != sourceHeader && run.timeout.source != sourceEnvoy {
+	if run.timeout.source != sourceHeader && run.timeout.source != sourceEnvoy || run.dr == nil {
 		return false
 	}
+	gone := time.Now()
+	if ns := run.dr.gone.Load(); ns != 0 {
+		gone = time.Unix(0, ns)
+	}
 	tolerance := max(run.timeout.d/10, 5*time.Millisecond)
-	return !time.Now().Before(run.deadline.Add(-tolerance))
+	return !gone.Before(run.deadline.Add(-tolerance))
 }
 
 // requestTimeout is a request's timeout, and how it was chosen.

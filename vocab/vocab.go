@@ -135,6 +135,7 @@ const (
 	AttrReplayClientSpansDropped = "telltale.replay.client_spans_dropped" // on the server span: client spans past the 128 kept
 	AttrReplayEventsDropped      = "telltale.replay.events_dropped"       // on the server span: events past the 128 kept (the oldest go)
 	AttrReplayAttributesDropped  = "telltale.replay.attributes_dropped"   // on the server span: attributes past the 128 kept
+	AttrReplayParent             = "telltale.replay.parent_span_id"       // on a client span made under a span of the application's, which is not replayed: that span's id; the client span is placed under the server span
 )
 
 // Values of error.type that telltale sets on client and server spans, in

@@ -834,6 +834,69 @@ func TestOrphansPastMaxReportsAreReportedLater(t *testing.T) {
 	})
 }
 
+// What a handler sets on the server span it finds in its context — an
+// attribute, an event, an error — is in the replay of an unsampled request
+// as in a sampled one, though the span does not record, as the SDK's
+// would not. A span the handler starts itself is not replayed (only its
+// tracer could): a call made under it is placed under the server span and
+// says which span it was made under.
+func TestReplayKeepsWhatTheHandlerSetOnItsSpan(t *testing.T) {
+	down := refusedURL(t)
+	forEach(t, func(t *testing.T, a adapter) {
+		v := newEnv(t, a, sampleNone)
+		seen := make(seenIDs, 1)
+		own := make(chan trace.SpanContext, 1)
+		v.serve(t, stack{}, route{http.MethodGet, "/profile/{id}", func(ctx context.Context) (reply, error) {
+			seen.note(ctx)
+			span := trace.SpanFromContext(ctx)
+			if span.IsRecording() {
+				t.Error("the unsampled server span says it records")
+			}
+			span.SetAttributes(attribute.String("app.user", "42"))
+			span.AddEvent("cache.miss", trace.WithAttributes(attribute.String("app.cache", "profiles")))
+			span.RecordError(errors.New("stale profile"))
+			ctx, load := span.TracerProvider().Tracer("app").Start(ctx, "load-profile")
+			own <- load.SpanContext()
+			_ = fetch(ctx, v.client, down)
+			load.End()
+			return reply{http.StatusOK, "partial"}, nil
+		}})
+		if got := v.do(t, http.MethodGet, "/profile/1", nil); got.code != http.StatusOK {
+			t.Fatalf("status %d %q", got.code, got.body)
+		}
+		sc := receive(t, seen, "the handler's span context")
+		loadSC := receive(t, own, "the handler's own span")
+		v.waitServed(t, 1)
+		s, clients := v.traceOf(t, sc.TraceID(), 1)
+		if u, _ := attr(s, "app.user"); u.AsString() != "42" {
+			t.Errorf("app.user = %q on the replayed server span, want 42", u.AsString())
+		}
+		if ev := events(s, "cache.miss"); len(ev) != 1 {
+			t.Errorf("%d cache.miss events, want 1", len(ev))
+		}
+		if ev := events(s, "exception"); len(ev) != 1 {
+			t.Errorf("%d exception events, want the one the handler recorded", len(ev))
+		} else if m, _ := testkit.AttrOf(ev[0].Attributes, "exception.message"); m.AsString() != "stale profile" {
+			t.Errorf("exception.message = %q", m.AsString())
+		}
+		if len(clients) != 1 {
+			t.Fatalf("%d client spans", len(clients))
+		}
+		c := clients[0]
+		if c.Parent().SpanID() != s.SpanContext().SpanID() {
+			t.Errorf("the client span is under %s, want the server span %s", c.Parent().SpanID(), s.SpanContext().SpanID())
+		}
+		if p, _ := attr(c, vocab.AttrReplayParent); p.AsString() != loadSC.SpanID().String() {
+			t.Errorf("%s = %q, want the handler's span %s", vocab.AttrReplayParent, p.AsString(), loadSC.SpanID())
+		}
+		for _, sp := range v.rec.Ended() {
+			if sp.Name() == "load-profile" {
+				t.Error("the handler's own unsampled span was exported")
+			}
+		}
+	})
+}
+
 // The replayed trace of a request reads as its sampled trace: the same
 // server span and the same client spans — names, kinds, statuses,
 // attributes, events — ids, times and the replay mark aside. Both runs are

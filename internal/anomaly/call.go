@@ -23,10 +23,11 @@ import (
 // What a healthy call keeps is this value and the attributes otelhttp
 // built anyway; nothing is copied.
 type Call struct {
-	Name  string
-	Self  trace.SpanContext
-	Start time.Time
-	End   time.Time
+	Name   string
+	Self   trace.SpanContext
+	Parent trace.SpanID // the span it was made under
+	Start  time.Time
+	End    time.Time
 
 	// What otelhttp recorded: its request and response attributes, in
 	// the order it recorded them, and its status.
@@ -103,6 +104,11 @@ func (c *Call) replay(tracer trace.Tracer, base context.Context, d *Decision, pa
 	span.SetAttributes(c.OtelResponse...)
 	span.SetAttributes(c.Evidence...)
 	span.SetAttributes(attribute.Bool(vocab.AttrReplayed, true))
+	if c.Parent.IsValid() && c.Parent != parent.SpanID() {
+		// Made under a span of the application's, which only its own
+		// tracer could replay: placed under the server span, saying so.
+		span.SetAttributes(attribute.String(vocab.AttrReplayParent, c.Parent.String()))
+	}
 	addEvents(span, c.Events)
 	if c.OtelCode != codes.Unset {
 		span.SetStatus(c.OtelCode, c.OtelDescription)

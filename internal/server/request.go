@@ -27,8 +27,9 @@ import (
 // cannot replay).
 type request struct {
 	anomaly.Request
-	span serverSpan
-	t    *Trace
+	span    serverSpan
+	handler handlerSpan // the span the handler finds, for a request kept for a replay
+	t       *Trace
 
 	// Set when the span starts, and, for an unsampled span, by otelhttp's
 	// calls.
@@ -55,11 +56,15 @@ type request struct {
 
 type stateKey struct{}
 
-// Value makes the request the context that carries itself, and its
-// anomaly.Request.
+// Value makes the request the context that carries itself, its
+// anomaly.Request and, for a request kept for a replay, the server span as
+// the handler finds it (handlerSpan).
 func (r *request) Value(key any) any {
 	if key == (stateKey{}) {
 		return r
+	}
+	if key == spanKey && r.handler.r != nil {
+		return &r.handler
 	}
 	return r.Request.Value(key)
 }
@@ -98,6 +103,7 @@ func (tr tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	r.span = serverSpan{Span: span, r: r}
 	if replay != nil {
 		r.parent, r.name = parent, name
+		r.handler = handlerSpan{Span: span, r: r}
 	}
 	return r, &r.span
 }

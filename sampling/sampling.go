@@ -52,6 +52,10 @@ func NewTracerProvider(sampler sdktrace.Sampler, opts ...sdktrace.TracerProvider
 // one log line each at most every 10 seconds; the decision never blocks.
 // The replayed spans need the [IDGenerator] too, or they are refused (and
 // that is logged once). A nil inner samples as the SDK's default does.
+// Refusals of the last 10 seconds before the process ends are summarised
+// only by [NewTracerProvider]'s provider, whose Shutdown flushes them; a
+// provider built otherwise loses that last summary (the metric keeps the
+// count).
 func Sampler(inner sdktrace.Sampler, opts ...Option) sdktrace.Sampler {
 	return newSampler(inner, opts)
 }

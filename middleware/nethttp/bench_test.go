@@ -1,7 +1,10 @@
 package nethttp_test
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -76,7 +79,7 @@ func benchServer(b *testing.B, sampler sdktrace.Sampler) {
 			}
 			req.RemoteAddr = "192.0.2.1:52000"
 			req.Header.Set("User-Agent", "bench")
-			w := &discardWriter{H: make(http.Header)}
+			w := &http1Writer{discardWriter{H: make(http.Header)}}
 			b.ReportAllocs()
 			for b.Loop() {
 				v.h.ServeHTTP(w, req)
@@ -87,3 +90,21 @@ func benchServer(b *testing.B, sampler sdktrace.Sampler) {
 		})
 	}
 }
+
+// http1Writer is a discarding writer with the optional interfaces of
+// net/http's HTTP/1.1 writer, as a handler behind a real server finds them
+// (TestDeadlineKeepsExactlyTheWritersInterfaces lists them): what otelhttp
+// and Deadline wrap in production.
+type http1Writer struct{ discardWriter }
+
+func (w *http1Writer) Flush()                   {}
+func (w *http1Writer) FlushError() error        { return nil }
+func (w *http1Writer) CloseNotify() <-chan bool { return nil }
+func (w *http1Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return nil, nil, http.ErrNotSupported
+}
+func (w *http1Writer) ReadFrom(r io.Reader) (int64, error) { return io.Copy(io.Discard, r) }
+func (w *http1Writer) SetReadDeadline(time.Time) error     { return nil }
+func (w *http1Writer) SetWriteDeadline(time.Time) error    { return nil }
+func (w *http1Writer) EnableFullDuplex() error             { return nil }
+func (w *http1Writer) WriteString(s string) (int, error)   { return len(s), nil }

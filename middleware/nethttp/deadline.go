@@ -1,16 +1,12 @@
 package nethttp
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"time"
 
-	"github.com/felixge/httpsnoop"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/telltale-go/telltale/internal/server"
@@ -207,8 +203,8 @@ func (d *deadline) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 			run.Release()
 		}
 	}()
-	var seen written
-	next.ServeHTTP(seen.watch(w), handOn)
+	watchedW, seen := watch(w)
+	next.ServeHTTP(watchedW, handOn)
 	returned = true
 
 	route = d.routeAfter(handOn, route)
@@ -252,53 +248,4 @@ func answer(w http.ResponseWriter, status int, msg deadlineMessage) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-}
-
-// written notes whether a handler answered: a final status, a byte, a
-// flush (which sends the headers) or a hijacked connection. Informational
-// statuses (1xx but 101) leave the answer to come.
-type written struct {
-	wrote, hijacked bool
-}
-
-// watch wraps w with httpsnoop, which keeps the interfaces w has.
-func (s *written) watch(w http.ResponseWriter) http.ResponseWriter {
-	return httpsnoop.Wrap(w, httpsnoop.Hooks{
-		WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
-			return func(code int) {
-				if code >= 200 || code == http.StatusSwitchingProtocols || code < 100 {
-					s.wrote = true
-				}
-				next(code)
-			}
-		},
-		// WriteString and FlushError go through these two as well.
-		Write: func(next httpsnoop.WriteFunc) httpsnoop.WriteFunc {
-			return func(b []byte) (int, error) {
-				s.wrote = true
-				return next(b)
-			}
-		},
-		Flush: func(next httpsnoop.FlushFunc) httpsnoop.FlushFunc {
-			return func() {
-				s.wrote = true
-				next()
-			}
-		},
-		ReadFrom: func(next httpsnoop.ReadFromFunc) httpsnoop.ReadFromFunc {
-			return func(src io.Reader) (int64, error) {
-				s.wrote = true
-				return next(src)
-			}
-		},
-		Hijack: func(next httpsnoop.HijackFunc) httpsnoop.HijackFunc {
-			return func() (net.Conn, *bufio.ReadWriter, error) {
-				conn, rw, err := next()
-				if err == nil {
-					s.hijacked = true
-				}
-				return conn, rw, err
-			}
-		},
-	})
 }

@@ -214,7 +214,8 @@ func (d *deadline) serve(w http.ResponseWriter, r *http.Request, next http.Handl
 	case server.DeadlineExceeded:
 		// net/http handlers have no errors: the span learns why from here.
 		server.NoteError(ctx, fmt.Errorf("%s: %w", res.Message, context.DeadlineExceeded))
-		answer(w, res.Status, deadlineMessage{Message: res.Message, TimeoutMS: &res.TimeoutMS})
+		timeoutMS := res.TimeoutMS // on the heap only here, not res for every request
+		answer(w, res.Status, deadlineMessage{Message: res.Message, TimeoutMS: &timeoutMS})
 	case server.ClientClosed:
 		answer(w, res.Status, deadlineMessage{Message: res.Message})
 	}

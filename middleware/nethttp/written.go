@@ -90,8 +90,9 @@ func watch(w http.ResponseWriter) (http.ResponseWriter, *written) {
 }
 
 // watched is the writer Deadline hands on: the methods of every
-// ResponseWriter, and, for its two sets, the optional ones, which
-// watchedHTTP1 and watchedHTTP2 choose from.
+// ResponseWriter, and the optional ones net/http's HTTP/1.1 and HTTP/2
+// writers both have; it is only used as watchedHTTP1 or watchedHTTP2,
+// which add those of their own.
 type watched struct {
 	http.ResponseWriter
 	written
@@ -110,47 +111,39 @@ func (w *watched) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach w's own methods.
 func (w *watched) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func (w *watched) flush() {
+func (w *watched) Flush() {
 	w.wrote = true
 	w.ResponseWriter.(http.Flusher).Flush()
 }
 
-func (w *watched) flushError() error {
+func (w *watched) FlushError() error {
 	w.wrote = true
 	return w.ResponseWriter.(flushErrorer).FlushError()
 }
 
-func (w *watched) closeNotify() <-chan bool {
+func (w *watched) CloseNotify() <-chan bool {
 	return w.ResponseWriter.(http.CloseNotifier).CloseNotify() //nolint:staticcheck // kept for the handlers that still ask
 }
 
-func (w *watched) setReadDeadline(t time.Time) error {
+func (w *watched) SetReadDeadline(t time.Time) error {
 	return w.ResponseWriter.(readDeadliner).SetReadDeadline(t)
 }
 
-func (w *watched) setWriteDeadline(t time.Time) error {
+func (w *watched) SetWriteDeadline(t time.Time) error {
 	return w.ResponseWriter.(writeDeadliner).SetWriteDeadline(t)
 }
 
-func (w *watched) enableFullDuplex() error {
+func (w *watched) EnableFullDuplex() error {
 	return w.ResponseWriter.(fullDuplexEnabler).EnableFullDuplex()
 }
 
-func (w *watched) writeString(s string) (int, error) {
+func (w *watched) WriteString(s string) (int, error) {
 	w.wrote = true
 	return w.ResponseWriter.(io.StringWriter).WriteString(s)
 }
 
 // watchedHTTP1 has the interfaces of net/http's HTTP/1.1 writer.
 type watchedHTTP1 struct{ watched }
-
-func (w *watchedHTTP1) Flush()                             { w.flush() }
-func (w *watchedHTTP1) FlushError() error                  { return w.flushError() }
-func (w *watchedHTTP1) CloseNotify() <-chan bool           { return w.closeNotify() }
-func (w *watchedHTTP1) SetReadDeadline(t time.Time) error  { return w.setReadDeadline(t) }
-func (w *watchedHTTP1) SetWriteDeadline(t time.Time) error { return w.setWriteDeadline(t) }
-func (w *watchedHTTP1) EnableFullDuplex() error            { return w.enableFullDuplex() }
-func (w *watchedHTTP1) WriteString(s string) (int, error)  { return w.writeString(s) }
 
 func (w *watchedHTTP1) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, rw, err := w.ResponseWriter.(http.Hijacker).Hijack()
@@ -167,14 +160,6 @@ func (w *watchedHTTP1) ReadFrom(src io.Reader) (int64, error) {
 
 // watchedHTTP2 has the interfaces of net/http's HTTP/2 writer.
 type watchedHTTP2 struct{ watched }
-
-func (w *watchedHTTP2) Flush()                             { w.flush() }
-func (w *watchedHTTP2) FlushError() error                  { return w.flushError() }
-func (w *watchedHTTP2) CloseNotify() <-chan bool           { return w.closeNotify() }
-func (w *watchedHTTP2) SetReadDeadline(t time.Time) error  { return w.setReadDeadline(t) }
-func (w *watchedHTTP2) SetWriteDeadline(t time.Time) error { return w.setWriteDeadline(t) }
-func (w *watchedHTTP2) EnableFullDuplex() error            { return w.enableFullDuplex() }
-func (w *watchedHTTP2) WriteString(s string) (int, error)  { return w.writeString(s) }
 
 func (w *watchedHTTP2) Push(target string, opts *http.PushOptions) error {
 	return w.ResponseWriter.(http.Pusher).Push(target, opts)

@@ -103,20 +103,28 @@ func (t *Transport) endCall(rec *record, e *ending, endSpan bool) {
 		leak := *e.leak
 		log = func(inBackend bool) { t.warnings.leaked(leak, t.cfg.name, inBackend) }
 	}
+	// The request keeps the call for its replay when its span is its own
+	// (not a no-op tracer's, which is its parent's) and nothing exports
+	// it live: a span another provider sampled is exported as it is; one
+	// only recorded (RecordOnly) is not.
+	keep := rec.ownSpan && !rec.span.SpanContext().IsSampled()
+	kept := false
 	if rec.request != nil {
-		// What it tells the request: a failure, an anomaly; and the call
-		// itself, for the request's replay, unless its span is recorded
-		// live or is not its own.
-		rec.request.CallEnded(&c, rec.ownSpan && !rec.recording)
+		// What it tells the request: a failure, an anomaly; and the call.
+		kept = rec.request.CallEnded(&c, keep)
 	}
 	switch {
-	case rec.request != nil && rec.request.Replayable() && rec.ownSpan && !rec.recording:
-		if e.leak != nil {
+	case rec.request != nil && rec.request.Replayable() && keep:
+		switch {
+		case e.leak == nil:
+		case kept:
 			rec.request.DeferLog(func(inBackend bool) {
 				if inBackend { // a refusal is summarised by the sampler, per kind of anomaly
 					log(true)
 				}
 			})
+		default:
+			log(false) // past the request's bound: its span is not exported
 		}
 	case rec.replay != nil && c.Anomalous():
 		parent := trace.SpanContextFromContext(rec.Context)

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -128,9 +129,15 @@ type env struct {
 
 func newEnv(t *testing.T, a adapter, head sdktrace.Sampler, opts ...transport.Option) *env {
 	t.Helper()
+	return newEnvBudget(t, a, head, sampling.DefaultBudget, opts...)
+}
+
+// newEnvBudget is newEnv with an anomaly budget of budget traces a second.
+func newEnvBudget(t *testing.T, a adapter, head sdktrace.Sampler, budget int, opts ...transport.Option) *env {
+	t.Helper()
 	rec := tracetest.NewSpanRecorder()
 	v := &env{a: a, rec: rec, prop: propagation.TraceContext{},
-		tp: sampling.NewTracerProvider(head, sdktrace.WithSpanProcessor(rec))}
+		tp: sampling.NewTracerProvider(head, sampling.WithBudget(budget), sampling.WithLogger(slog.New(slog.DiscardHandler)), sdktrace.WithSpanProcessor(rec))}
 	t.Cleanup(func() { _ = v.tp.Shutdown(context.Background()) })
 	v.tr = transport.New(nil, append([]transport.Option{
 		transport.WithTracerProvider(v.tp),
@@ -834,31 +841,34 @@ func TestOrphansPastMaxReportsAreReportedLater(t *testing.T) {
 	})
 }
 
-// What a handler sets on the server span it finds in its context — an
-// attribute, an event, an error — is in the replay of an unsampled request
-// as in a sampled one, though the span does not record, as the SDK's
-// would not. A span the handler starts itself is not replayed (only its
-// tracer could): a call made under it is placed under the server span and
-// says which span it was made under.
-func TestReplayKeepsWhatTheHandlerSetOnItsSpan(t *testing.T) {
+// A call made under a span of the application's own is replayed under the
+// server span — the application's span is not replayed: only its tracer
+// could — and says which span it was made under; a call made within
+// another call's round trip (a token fetched by a base transport) is
+// replayed under that call, as sampled.
+func TestReplayedCallsUnderOtherSpans(t *testing.T) {
 	down := refusedURL(t)
+	token := payloadServer(t, 64)
 	forEach(t, func(t *testing.T, a adapter) {
 		v := newEnv(t, a, sampleNone)
+		// The outer transport's base fetches a token through the env's
+		// transport, within the outer call's round trip.
+		tokens := transport.New(roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			if err := fetch(r.Context(), v.client, token.URL+"/token"); err != nil {
+				return nil, err
+			}
+			return http.DefaultTransport.RoundTrip(r)
+		}), transport.WithTracerProvider(v.tp), transport.WithLogger(slog.New(slog.DiscardHandler)), transport.WithName("api"))
+		t.Cleanup(func() { _ = tokens.Close() })
 		seen := make(seenIDs, 1)
 		own := make(chan trace.SpanContext, 1)
 		v.serve(t, stack{}, route{http.MethodGet, "/profile/{id}", func(ctx context.Context) (reply, error) {
 			seen.note(ctx)
-			span := trace.SpanFromContext(ctx)
-			if span.IsRecording() {
-				t.Error("the unsampled server span says it records")
-			}
-			span.SetAttributes(attribute.String("app.user", "42"))
-			span.AddEvent("cache.miss", trace.WithAttributes(attribute.String("app.cache", "profiles")))
-			span.RecordError(errors.New("stale profile"))
-			ctx, load := span.TracerProvider().Tracer("app").Start(ctx, "load-profile")
+			lctx, load := trace.SpanFromContext(ctx).TracerProvider().Tracer("app").Start(ctx, "load-profile")
 			own <- load.SpanContext()
-			_ = fetch(ctx, v.client, down)
+			_ = fetch(lctx, v.client, down)
 			load.End()
+			_ = fetch(ctx, tokens.Client(), token.URL+"/profile")
 			return reply{http.StatusOK, "partial"}, nil
 		}})
 		if got := v.do(t, http.MethodGet, "/profile/1", nil); got.code != http.StatusOK {
@@ -867,31 +877,112 @@ func TestReplayKeepsWhatTheHandlerSetOnItsSpan(t *testing.T) {
 		sc := receive(t, seen, "the handler's span context")
 		loadSC := receive(t, own, "the handler's own span")
 		v.waitServed(t, 1)
-		s, clients := v.traceOf(t, sc.TraceID(), 1)
-		if u, _ := attr(s, "app.user"); u.AsString() != "42" {
-			t.Errorf("app.user = %q on the replayed server span, want 42", u.AsString())
+		s, clients := v.traceOf(t, sc.TraceID(), 3)
+		byName := map[string]sdktrace.ReadOnlySpan{}
+		for _, c := range clients {
+			byName[c.Name()] = c
 		}
-		if ev := events(s, "cache.miss"); len(ev) != 1 {
-			t.Errorf("%d cache.miss events, want 1", len(ev))
+		under := byName["GET "+strings.TrimPrefix(down, "http://")[:strings.Index(strings.TrimPrefix(down, "http://"), "/")]]
+		api, tok := byName["GET api"], byName["GET "+strings.TrimPrefix(token.URL, "http://")]
+		if under == nil || api == nil || tok == nil {
+			t.Fatalf("client spans %v", byName)
 		}
-		if ev := events(s, "exception"); len(ev) != 1 {
-			t.Errorf("%d exception events, want the one the handler recorded", len(ev))
-		} else if m, _ := testkit.AttrOf(ev[0].Attributes, "exception.message"); m.AsString() != "stale profile" {
-			t.Errorf("exception.message = %q", m.AsString())
+		if under.Parent().SpanID() != s.SpanContext().SpanID() {
+			t.Errorf("the call under the application's span is under %s, want the server span", under.Parent().SpanID())
 		}
-		if len(clients) != 1 {
-			t.Fatalf("%d client spans", len(clients))
+		if p, _ := attr(under, vocab.AttrReplayParent); p.AsString() != loadSC.SpanID().String() {
+			t.Errorf("%s = %q, want the application's span %s", vocab.AttrReplayParent, p.AsString(), loadSC.SpanID())
 		}
-		c := clients[0]
-		if c.Parent().SpanID() != s.SpanContext().SpanID() {
-			t.Errorf("the client span is under %s, want the server span %s", c.Parent().SpanID(), s.SpanContext().SpanID())
+		if tok.Parent().SpanID() != api.SpanContext().SpanID() {
+			t.Errorf("the token call is under %s, want the call it was made within, %s", tok.Parent().SpanID(), api.SpanContext().SpanID())
 		}
-		if p, _ := attr(c, vocab.AttrReplayParent); p.AsString() != loadSC.SpanID().String() {
-			t.Errorf("%s = %q, want the handler's span %s", vocab.AttrReplayParent, p.AsString(), loadSC.SpanID())
+		if _, ok := attr(tok, vocab.AttrReplayParent); ok {
+			t.Errorf("the token call, under its real parent, says %s", vocab.AttrReplayParent)
 		}
 		for _, sp := range v.rec.Ended() {
 			if sp.Name() == "load-profile" {
 				t.Error("the handler's own unsampled span was exported")
+			}
+		}
+	})
+}
+
+// A library whose tracing is switched off with a no-op provider gets, from
+// its tracer, the unsampled span it finds in the context: what it sets on
+// it — another request's method and status, a status Ok — does not reach
+// the replayed server span, which reads as its sampled twin would.
+func TestANoopLibraryCannotWriteOnTheReplay(t *testing.T) {
+	teapot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }))
+	t.Cleanup(teapot.Close)
+	forEach(t, func(t *testing.T, a adapter) {
+		v := newEnv(t, a, sampleNone)
+		quiet := &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport, otelhttp.WithTracerProvider(noop.NewTracerProvider()))}
+		seen := make(seenIDs, 1)
+		v.serve(t, stack{}, route{http.MethodPost, "/q", func(ctx context.Context) (reply, error) {
+			seen.note(ctx)
+			_ = fetch(ctx, quiet, teapot.URL+"/x")
+			_, span := noop.NewTracerProvider().Tracer("db").Start(ctx, "SELECT")
+			span.SetAttributes(attribute.String("db.query.text", "SELECT 1"))
+			span.SetStatus(codes.Ok, "")
+			span.End()
+			return reply{http.StatusInternalServerError, "no"}, nil
+		}})
+		if got := v.do(t, http.MethodPost, "/q", nil); got.code != http.StatusInternalServerError {
+			t.Fatalf("status %d %q", got.code, got.body)
+		}
+		sc := receive(t, seen, "the handler's span context")
+		v.waitServed(t, 1)
+		s, _ := v.traceOf(t, sc.TraceID(), 0)
+		if m := mustAttr(t, s, "http.request.method").AsString(); m != http.MethodPost {
+			t.Errorf("http.request.method = %q, want POST", m)
+		}
+		if c := mustAttr(t, s, "http.response.status_code").AsInt64(); c != http.StatusInternalServerError {
+			t.Errorf("http.response.status_code = %d, want 500", c)
+		}
+		if _, ok := attr(s, "db.query.text"); ok {
+			t.Error("a no-op span's attribute is on the replayed server span")
+		}
+		if s.Status().Code != codes.Error {
+			t.Errorf("status %v, want Error", s.Status())
+		}
+	})
+}
+
+// A client span recorded but not sampled (RecordOnly under an unsampled
+// parent) is not exported by its provider: it is replayed with its request,
+// once, in one decision of the budget — not on its own, ahead of its
+// request.
+func TestRecordOnlyCallsAreReplayedWithTheirRequest(t *testing.T) {
+	down := refusedURL(t)
+	forEach(t, func(t *testing.T, a adapter) {
+		head := sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0), sdktrace.WithLocalParentNotSampled(recordOnly{}))
+		v := newEnvBudget(t, a, head, 1) // one decision a second: the call and its request must share it
+		seen := make(seenIDs, 1)
+		v.serve(t, stack{}, route{http.MethodGet, "/feed", func(ctx context.Context) (reply, error) {
+			seen.note(ctx)
+			_ = fetch(ctx, v.client, down)
+			return reply{http.StatusBadGateway, "down"}, nil
+		}})
+		if got := v.do(t, http.MethodGet, "/feed", nil); got.code != http.StatusBadGateway {
+			t.Fatalf("status %d %q", got.code, got.body)
+		}
+		sc := receive(t, seen, "the handler's span context")
+		v.waitServed(t, 1)
+		s, _ := v.traceOf(t, sc.TraceID(), 1)
+		// The recorder sees every span that records; an exporter gets the
+		// sampled ones only.
+		var exported []sdktrace.ReadOnlySpan
+		for _, sp := range v.rec.Ended() {
+			if sp.SpanContext().IsSampled() {
+				exported = append(exported, sp)
+			}
+		}
+		if len(exported) != 2 {
+			t.Fatalf("%d spans exported, want the server span and its call, once", len(exported))
+		}
+		for _, sp := range exported {
+			if sp.SpanKind() == trace.SpanKindClient && sp.Parent().SpanID() != s.SpanContext().SpanID() {
+				t.Errorf("the call is under %s, want the server span", sp.Parent().SpanID())
 			}
 		}
 	})
@@ -1168,3 +1259,17 @@ func TestCancellationIsJudgedWhenTheCallerWent(t *testing.T) {
 		}
 	})
 }
+
+// roundTripperFunc is a function as an http.RoundTripper.
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// recordOnly records every span it decides, and samples none.
+type recordOnly struct{}
+
+func (recordOnly) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	return sdktrace.SamplingResult{Decision: sdktrace.RecordOnly, Tracestate: trace.SpanContextFromContext(p.ParentContext).TraceState()}
+}
+
+func (recordOnly) Description() string { return "RecordOnly" }

@@ -105,8 +105,9 @@ func (c *Call) replay(tracer trace.Tracer, base context.Context, d *Decision, pa
 	span.SetAttributes(c.Evidence...)
 	span.SetAttributes(attribute.Bool(vocab.AttrReplayed, true))
 	if c.Parent.IsValid() && c.Parent != parent.SpanID() {
-		// Made under a span of the application's, which only its own
-		// tracer could replay: placed under the server span, saying so.
+		// Made under a span that is not replayed — the application's own,
+		// which only its tracer could replay — and placed under parent:
+		// it says which.
 		span.SetAttributes(attribute.String(vocab.AttrReplayParent, c.Parent.String()))
 	}
 	addEvents(span, c.Events)

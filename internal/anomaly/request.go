@@ -205,11 +205,12 @@ func (r *Request) FailedCall() bool {
 // anomalies count for the request, and, when the request is kept for a
 // replay and keep is true, the call is kept with it — or exported at once,
 // if the request already was, or if it ended before this anomalous call
-// did. keep is false for a call whose span something else records (a
+// did. keep is false for a call whose span something else exports (a
 // provider other than the request's sampled it) or that has no span of
 // its own (a no-op tracer's): replaying it would export it twice, or with
-// the server span's ids.
-func (r *Request) CallEnded(c *Call, keep bool) {
+// the server span's ids. CallEnded reports whether the call is kept, or
+// replayed: not past the request's bound.
+func (r *Request) CallEnded(c *Call, keep bool) bool {
 	for _, sig := range c.Anomalies {
 		r.decision.addSignature(sig)
 	}
@@ -219,7 +220,7 @@ func (r *Request) CallEnded(c *Call, keep bool) {
 	}
 	if r.tracer == nil {
 		r.mu.Unlock()
-		return
+		return false
 	}
 	if c.Anomalous() {
 		r.anomalous = true
@@ -237,17 +238,13 @@ func (r *Request) CallEnded(c *Call, keep bool) {
 		if replay && r.decision.Admitted() {
 			c.replay(r.tracer, r.replayBase(), &r.decision, r.self)
 		}
-		return
+		return replay
 	case stateExporting:
-		if keep {
-			r.keepCall(c)
-		}
+		kept := keep && r.keepCall(c)
 		r.mu.Unlock()
-		return
+		return kept
 	}
-	if keep {
-		r.keepCall(c)
-	}
+	kept := keep && r.keepCall(c)
 	export := r.ended && c.Anomalous()
 	if export {
 		r.state = stateExporting
@@ -256,29 +253,31 @@ func (r *Request) CallEnded(c *Call, keep bool) {
 	if export {
 		r.export()
 	}
+	return kept
 }
 
 // keepCall keeps c, within MaxCalls for the request, those exported
 // already included: past it, an anomalous call takes the place of a
-// healthy one. r.mu is held.
-func (r *Request) keepCall(c *Call) {
+// healthy one. It reports whether c is kept. r.mu is held.
+func (r *Request) keepCall(c *Call) bool {
 	if len(r.calls)+r.replayed < MaxCalls {
 		if r.calls == nil {
 			r.calls = make([]Call, 0, 4)
 		}
 		r.calls = append(r.calls, *c)
-		return
+		return true
 	}
 	r.droppedCalls++
 	if !c.Anomalous() {
-		return
+		return false
 	}
 	for i := range r.calls {
 		if !r.calls[i].Anomalous() {
 			r.calls[i] = *c
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // End ends the request at end; d describes its server span. If the request
@@ -360,6 +359,22 @@ func (r *Request) replayBase() context.Context {
 	return context.WithoutCancel(r.Context)
 }
 
+// parentOf is the span a replayed call goes under: the call it was made
+// within, when that call is replayed with it (a token fetched inside
+// another call's round trip), else the server span — also for a call made
+// under a span of the application's, which is not replayed (the call says
+// so).
+func (r *Request) parentOf(c *Call, calls []Call) trace.SpanContext {
+	if c.Parent.IsValid() && c.Parent != r.self.SpanID() {
+		for i := range calls {
+			if calls[i].Self.SpanID() == c.Parent {
+				return calls[i].Self
+			}
+		}
+	}
+	return r.self
+}
+
 // export replays the server span, then every call kept and every late
 // span queued, until none is left; then it releases what it kept. It runs
 // once, after End, in the state stateExporting.
@@ -425,7 +440,7 @@ func (r *Request) export() Outcome {
 			continue
 		}
 		for i := range calls {
-			calls[i].replay(r.tracer, base, &r.decision, r.self)
+			calls[i].replay(r.tracer, base, &r.decision, r.parentOf(&calls[i], calls))
 		}
 		for _, emit := range late {
 			emit(base, &r.decision, r.self)

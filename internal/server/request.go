@@ -27,9 +27,8 @@ import (
 // cannot replay).
 type request struct {
 	anomaly.Request
-	span    serverSpan
-	handler handlerSpan // the span the handler finds, for a request kept for a replay
-	t       *Trace
+	span serverSpan
+	t    *Trace
 
 	// Set when the span starts, and, for an unsampled span, by otelhttp's
 	// calls.
@@ -56,15 +55,11 @@ type request struct {
 
 type stateKey struct{}
 
-// Value makes the request the context that carries itself, its
-// anomaly.Request and, for a request kept for a replay, the server span as
-// the handler finds it (handlerSpan).
+// Value makes the request the context that carries itself, and its
+// anomaly.Request.
 func (r *request) Value(key any) any {
 	if key == (stateKey{}) {
 		return r
-	}
-	if key == spanKey && r.handler.r != nil {
-		return &r.handler
 	}
 	return r.Request.Value(key)
 }
@@ -103,7 +98,6 @@ func (tr tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	r.span = serverSpan{Span: span, r: r}
 	if replay != nil {
 		r.parent, r.name = parent, name
-		r.handler = handlerSpan{Span: span, r: r}
 	}
 	return r, &r.span
 }

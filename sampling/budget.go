@@ -40,6 +40,7 @@ type budget struct {
 	last     time.Time
 	sigs     map[anomaly.Signature]*signatureState
 	overflow signatureState // the state of the signatures past the bound
+	swept    time.Time      // the last sweep of a full map
 	summary  *time.Timer    // logs the refused counts
 	since    time.Time      // the first refusal the next summary covers
 	closed   bool
@@ -61,6 +62,9 @@ const (
 	// long one unseen is kept when room is needed.
 	maxSignatures = 4096
 	forgetAfter   = time.Minute
+	// sweepEvery is how often at most a full map is swept for signatures
+	// to forget.
+	sweepEvery = time.Second
 	// summaryEvery is how often at most refusals are logged;
 	// summaryLines how many signatures one summary names.
 	summaryEvery = 10 * time.Second
@@ -148,7 +152,11 @@ func (b *budget) state(sig anomaly.Signature, now time.Time) *signatureState {
 	if st, ok := b.sigs[sig]; ok {
 		return st
 	}
-	if len(b.sigs) >= maxSignatures {
+	if len(b.sigs) >= maxSignatures && now.Sub(b.swept) >= sweepEvery {
+		// A signature is forgotten only after forgetAfter unseen: a sweep
+		// a second finds all there is to forget, where one per new
+		// signature would walk the whole map, under the lock, for each.
+		b.swept = now
 		for s, st := range b.sigs {
 			if now.Sub(st.lastSeen) > forgetAfter && st.refused == 0 {
 				delete(b.sigs, s)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -441,3 +442,28 @@ func (fixedIDs) NewIDs(context.Context) (trace.TraceID, trace.SpanID) {
 func (fixedIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return trace.SpanID{3} }
 
 type syncBuffer = testkit.SyncBuffer
+
+// The decision of a new anomaly when the budget already tells apart all
+// the signatures it can (ids in ReportAnomaly reasons, in a flood): what
+// each replay's first span costs under the budget's lock.
+func BenchmarkDecideNewSignaturePastTheBound(b *testing.B) {
+	tp := sampling.NewTracerProvider(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0)), sampling.WithBudget(10),
+		sampling.WithLogger(slog.New(slog.DiscardHandler)))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	tracer := tp.Tracer("replay")
+	root := trace.NewSpanContext(trace.SpanContextConfig{TraceID: anomaly.RandomTraceID(), SpanID: anomaly.RandomSpanID()})
+	decide := func(i int) {
+		sig := anomaly.Signature{Route: "GET /r", Kind: anomaly.KindReported, Site: strconv.Itoa(i)}
+		if span, _ := anomaly.Start(tracer, nil, anomaly.NewDecision(sig), trace.SpanContext{}, root, "s"); span != nil {
+			span.End()
+		}
+	}
+	for i := range 4096 {
+		decide(i)
+	}
+	i := 4096
+	for b.Loop() {
+		decide(i)
+		i++
+	}
+}

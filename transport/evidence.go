@@ -146,7 +146,7 @@ func (t *Transport) buildCall(rec *record, e *ending, slow slowness) anomaly.Cal
 	c := anomaly.Call{
 		Name:            rec.name,
 		Self:            rec.span.SpanContext(),
-		Parent:          trace.SpanContextFromContext(rec.Context).SpanID(),
+		Parent:          rec.parentID,
 		Start:           rec.start,
 		End:             e.at,
 		OtelRequest:     rec.otelRequest,

@@ -36,6 +36,7 @@ type record struct {
 	span      trace.Span       // the client span itself
 	recording bool             // the span records: telltale writes the evidence on it
 	ownSpan   bool             // the span is the call's own, not its parent's (as a no-op tracer's is)
+	parentID  trace.SpanID     // the span the call was made under
 	replay    trace.Tracer     // the head sampler dropped the span: it is replayed with this tracer
 	request   *anomaly.Request // the inbound request the call was made for, if any
 	forwarded *http.Request    // the request the base transport was given

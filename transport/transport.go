@@ -181,7 +181,8 @@ func (t *Transport) traceCall(rec *record) {
 	// A span the head sampler dropped is replayed if anomalous; not one
 	// that is a no-op tracer's, which carries its parent's ids and names
 	// no call.
-	rec.ownSpan = sc.SpanID() != trace.SpanContextFromContext(rec.Context).SpanID()
+	rec.parentID = trace.SpanContextFromContext(rec.Context).SpanID()
+	rec.ownSpan = sc.SpanID() != rec.parentID
 	if !sc.IsSampled() && !sc.IsRemote() && rec.ownSpan {
 		rec.replay = t.replay.Tracer(rec.span.TracerProvider())
 	}

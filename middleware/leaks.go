@@ -35,7 +35,7 @@ func Leaks() echo.MiddlewareFunc {
 // panics if the config is invalid; use [LeaksConfig.ToMiddleware] to get the
 // error instead.
 func LeaksWithConfig(cfg LeaksConfig) echo.MiddlewareFunc {
-	return must(cfg.ToMiddleware())
+	return server.Must(cfg.ToMiddleware())
 }
 
 // ToMiddleware validates the config and returns the [Leaks] middleware.

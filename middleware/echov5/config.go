@@ -15,15 +15,6 @@ import (
 // fields are plain func types, so Echo's Skipper values still fit.
 func neverSkip(*echo.Context) bool { return false }
 
-// must returns what an XConfig's ToMiddleware or ToHandler built, and
-// panics with its error: the XWithConfig functions follow Echo's convention.
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
-}
-
 // wrapErr prefixes an error of the server core with the package name.
 func wrapErr(err error) error {
 	if err == nil {

@@ -104,7 +104,7 @@ func Deadline(timeout time.Duration) echo.MiddlewareFunc {
 // It panics if the config is invalid; use [DeadlineConfig.ToMiddleware] to
 // get the error instead.
 func DeadlineWithConfig(cfg DeadlineConfig) echo.MiddlewareFunc {
-	return must(cfg.ToMiddleware())
+	return server.Must(cfg.ToMiddleware())
 }
 
 // ToMiddleware validates the config and returns the [Deadline] middleware.

@@ -54,7 +54,7 @@ type GoroutineInspection = server.GoroutineInspection
 // sites and stacks, which is the point. It panics if the config is invalid;
 // use [InspectorConfig.ToHandler] to get the error instead.
 func Inspector(cfg InspectorConfig) echo.HandlerFunc {
-	return must(cfg.ToHandler())
+	return server.Must(cfg.ToHandler())
 }
 
 // ToHandler validates the config and returns the [Inspector] handler.

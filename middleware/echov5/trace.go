@@ -68,7 +68,7 @@ func Trace() echo.MiddlewareFunc {
 // panics if the config is invalid; use [TraceConfig.ToMiddleware] to get the
 // error instead.
 func TraceWithConfig(cfg TraceConfig) echo.MiddlewareFunc {
-	return must(cfg.ToMiddleware())
+	return server.Must(cfg.ToMiddleware())
 }
 
 // ToMiddleware validates the config and returns the [Trace] middleware.

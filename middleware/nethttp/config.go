@@ -8,16 +8,6 @@ import (
 // neverSkip is the default Skipper.
 func neverSkip(*http.Request) bool { return false }
 
-// must returns what an XConfig's ToMiddleware or ToHandler built, and
-// panics with its error: the XWithConfig functions follow package
-// middleware's convention, which is Echo's.
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
-}
-
 // wrapErr prefixes an error of the server core with the package name.
 func wrapErr(err error) error {
 	if err == nil {

@@ -119,7 +119,7 @@ func Deadline(timeout time.Duration) func(http.Handler) http.Handler {
 // It panics if the config is invalid; use [DeadlineConfig.ToMiddleware] to
 // get the error instead.
 func DeadlineWithConfig(cfg DeadlineConfig) func(http.Handler) http.Handler {
-	return must(cfg.ToMiddleware())
+	return server.Must(cfg.ToMiddleware())
 }
 
 // ToMiddleware validates the config and returns the [Deadline] middleware.

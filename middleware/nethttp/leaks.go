@@ -36,7 +36,7 @@ func Leaks() func(http.Handler) http.Handler {
 // panics if the config is invalid; use [LeaksConfig.ToMiddleware] to get the
 // error instead.
 func LeaksWithConfig(cfg LeaksConfig) func(http.Handler) http.Handler {
-	return must(cfg.ToMiddleware())
+	return server.Must(cfg.ToMiddleware())
 }
 
 // ToMiddleware validates the config and returns the [Leaks] middleware.

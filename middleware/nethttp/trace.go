@@ -77,7 +77,7 @@ func Trace() func(http.Handler) http.Handler {
 // panics if the config is invalid; use [TraceConfig.ToMiddleware] to get the
 // error instead.
 func TraceWithConfig(cfg TraceConfig) func(http.Handler) http.Handler {
-	return must(cfg.ToMiddleware())
+	return server.Must(cfg.ToMiddleware())
 }
 
 // ToMiddleware validates the config and returns the [Trace] middleware.
